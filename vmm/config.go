@@ -1,0 +1,76 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/govmm/govmm/memory"
+)
+
+// Limits on user configuration. They bound what a (semi-trusted)
+// configuration can ask of the host, and keep every size the boot code
+// computes far from integer overflow.
+const (
+	MinMemory = 4 << 20 // room for the boot structures and a kernel at 1 MiB
+	MaxMemory = 1 << 40 // 1 TiB
+	// MaxCPUs is the xAPIC limit: APIC IDs are 8 bits and 0xff is broadcast.
+	MaxCPUs = 254
+	// DefaultMemory is what `govmm run` gives a guest without --memory.
+	DefaultMemory = 128 << 20
+)
+
+// ErrConfig marks a configuration the VMM refuses before anything runs.
+// The CLI exits with CodeUsage for it.
+var ErrConfig = errors.New("invalid configuration")
+
+// Config describes one VM.
+type Config struct {
+	// Kernel is the guest image (PVH ELF). It is parsed as hostile input.
+	Kernel []byte
+	// KernelName names the image in error messages.
+	KernelName string
+	// Cmdline is the guest command line.
+	Cmdline string
+	// Memory is guest RAM in bytes, a multiple of 4 KiB.
+	Memory uint64
+	// MemoryOptions tunes how RAM is mapped (huge pages, prefault, mlock).
+	// Its Size is overwritten with Memory.
+	MemoryOptions memory.Options
+	// CPUs is the number of vCPUs, 1..MaxCPUs.
+	CPUs int
+	// Console receives the guest's serial output; nil discards it.
+	Console io.Writer
+	// ConsoleInput, when set, feeds the guest's serial input.
+	ConsoleInput io.Reader
+	// NoIRQChip runs without the in-kernel LAPIC/IOAPIC/PIC/PIT. Then HLT
+	// reaches the VMM (ExitHalt), and only one vCPU is possible because
+	// nothing could send the application processors their start-up IPI.
+	NoIRQChip bool
+	// KVMPath is the KVM device, "/dev/kvm" when empty.
+	KVMPath string
+}
+
+// Validate checks the configuration and returns an error wrapping ErrConfig
+// that names the offending field.
+func (c *Config) Validate() error {
+	if len(c.Kernel) == 0 {
+		return fmt.Errorf("%w: no kernel image", ErrConfig)
+	}
+	if c.Memory < MinMemory {
+		return fmt.Errorf("%w: memory %d bytes is below the minimum of %d MiB", ErrConfig, c.Memory, MinMemory>>20)
+	}
+	if c.Memory > MaxMemory {
+		return fmt.Errorf("%w: memory %d bytes is above the maximum of %d GiB", ErrConfig, c.Memory, uint64(MaxMemory)>>30)
+	}
+	if c.Memory%memory.PageSize != 0 {
+		return fmt.Errorf("%w: memory %d bytes is not a multiple of 4 KiB", ErrConfig, c.Memory)
+	}
+	if c.CPUs < 1 || c.CPUs > MaxCPUs {
+		return fmt.Errorf("%w: cpus %d is outside 1..%d", ErrConfig, c.CPUs, MaxCPUs)
+	}
+	if c.NoIRQChip && c.CPUs != 1 {
+		return fmt.Errorf("%w: cpus %d needs the in-kernel irqchip (only 1 vCPU without it)", ErrConfig, c.CPUs)
+	}
+	return nil
+}

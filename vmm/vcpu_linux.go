@@ -1,0 +1,304 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/govmm/govmm/devices"
+	"github.com/govmm/govmm/kvm"
+	"github.com/govmm/govmm/memory"
+	"github.com/govmm/govmm/vmm/boot"
+)
+
+// vcpu is one virtual CPU and the OS thread that runs it.
+type vcpu struct {
+	id int
+	k  *kvm.VCPU
+	// tid is the OS thread running KVM_RUN for this vCPU, 0 until the
+	// thread has locked itself. Written once by that thread, read by
+	// kick from any goroutine.
+	tid atomic.Int32
+}
+
+// kickSignal interrupts a vCPU thread inside KVM_RUN. SIGURG is the signal
+// the Go runtime already uses to preempt threads, so its handler is always
+// installed (a signal with no handler would not interrupt the ioctl, and
+// one whose default action is to terminate would kill us), it is harmless
+// to deliver at any time, and sending it does not steal a signal that an
+// embedding program may want for itself. KVM_RUN returns EINTR for any
+// pending signal, and because KVM returns EINTR rather than ERESTARTSYS,
+// SA_RESTART does not resume it.
+const kickSignal = unix.SIGURG
+
+// kick makes the vCPU leave KVM_RUN promptly and not re-enter it. Setting
+// immediate_exit first closes the race with a thread that has checked
+// VM.stopping but not yet entered KVM_RUN: KVM checks immediate_exit on
+// entry and returns EINTR at once. The signal covers a thread already
+// inside the guest (or parked in the in-kernel HLT/wait-for-SIPI state).
+func (c *vcpu) kick() {
+	c.k.RunData().SetImmediateExit(true)
+	if tid := c.tid.Load(); tid != 0 {
+		// ESRCH means the thread already exited: nothing left to kick.
+		_ = unix.Tgkill(unix.Getpid(), int(tid), kickSignal)
+	}
+}
+
+func (v *VM) setupVCPUs() error {
+	supported, err := v.sys.SupportedCPUID()
+	if err != nil {
+		return err
+	}
+	for i := 0; i < v.cfg.CPUs; i++ {
+		k, err := v.vm.CreateVCPU(i)
+		if err != nil {
+			return err
+		}
+		c := &vcpu{id: i, k: k}
+		v.vcpus = append(v.vcpus, c)
+		if err := k.SetCPUID2(vcpuCPUID(supported, i, v.cfg.CPUs)); err != nil {
+			return fmt.Errorf("vcpu %d: %w", i, err)
+		}
+		// Only the bootstrap processor gets boot state. With the in-kernel
+		// irqchip the others stay in wait-for-SIPI until the guest's LAPIC
+		// starts them.
+		if i == 0 {
+			if err := v.setupBootCPU(k); err != nil {
+				return fmt.Errorf("vcpu 0: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// vcpuCPUID adapts KVM's supported CPUID for vCPU id: the initial APIC ID
+// in leaf 1 and the x2APIC ID in leaf 0xB must match the LAPIC KVM gives
+// vCPU id, or an SMP guest addresses the wrong CPU.
+func vcpuCPUID(supported []kvm.CPUIDEntry, id, n int) []kvm.CPUIDEntry {
+	out := make([]kvm.CPUIDEntry, len(supported))
+	copy(out, supported)
+	for i := range out {
+		e := &out[i]
+		switch e.Function {
+		case 1:
+			e.EBX = e.EBX&0x0000ffff | uint32(n&0xff)<<16 | uint32(id&0xff)<<24
+			e.ECX |= 1 << 31 // hypervisor present
+		case 0xb:
+			e.EDX = uint32(id)
+		}
+	}
+	return out
+}
+
+// setupBootCPU enters the PVH ABI's start state: 32-bit flat protected
+// mode, paging off, EBX = start_info, segment registers matching the GDT
+// LoadPVH wrote (so a guest that reloads them sees the same values).
+func (v *VM) setupBootCPU(k *kvm.VCPU) error {
+	s, err := k.GetSregs()
+	if err != nil {
+		return err
+	}
+	gdt := boot.GDTEntries()
+	seg := func(sel uint16) kvm.Segment {
+		d := boot.SegmentFromGDT(gdt[sel>>3], sel)
+		return kvm.Segment{
+			Base: d.Base, Limit: d.Limit, Selector: d.Selector, Type: d.Type,
+			Present: d.Present, DPL: d.DPL, DB: d.DB, S: d.S, L: d.L, G: d.G,
+		}
+	}
+	s.CS = seg(boot.SelectorCode32)
+	s.DS = seg(boot.SelectorData32)
+	s.ES, s.FS, s.GS, s.SS = s.DS, s.DS, s.DS, s.DS
+	s.TR = seg(boot.SelectorTSS)
+	s.GDT = kvm.DTable{Base: memory.GDTAddr, Limit: boot.GDTLimit}
+	s.IDT = kvm.DTable{}
+	s.CR0 = 1<<0 | 1<<4 // PE, ET; PG off
+	s.CR3, s.CR4, s.EFER = 0, 0, 0
+	if err := k.SetSregs(s); err != nil {
+		return err
+	}
+	return k.SetRegs(kvm.Regs{
+		RIP:    uint64(v.entry.Entry),
+		RBX:    v.entry.StartInfo,
+		RFLAGS: 1 << 1, // reserved bit 1 is always set; IF clear per the PVH ABI
+	})
+}
+
+// loop is the vCPU thread. It is locked to its OS thread because KVM ties a
+// vCPU to the thread that runs it (and kick needs a stable tid).
+func (c *vcpu) loop(v *VM) {
+	runtime.LockOSThread()
+	// Deliberately never unlocked: if this goroutine exits with the
+	// thread still locked, the runtime kills the thread instead of
+	// reusing it, so no other goroutine inherits vCPU-specific state
+	// (and later, its seccomp filter).
+	c.tid.Store(int32(unix.Gettid()))
+	defer func() {
+		if r := recover(); r != nil {
+			v.end(Exit{Reason: ExitError, VCPU: c.id,
+				Detail:    fmt.Sprintf("VMM panic: %v", r),
+				Registers: c.dump() + "\n" + string(debug.Stack())})
+		}
+	}()
+	rd := c.k.RunData()
+	for !v.stopping.Load() {
+		err := c.k.Run()
+		if err != nil {
+			if errors.Is(err, kvm.ErrInterrupted) {
+				// A signal: our kick, or the Go runtime's preemption
+				// SIGURG. The loop condition decides which.
+				continue
+			}
+			v.end(Exit{Reason: ExitError, VCPU: c.id, Detail: err.Error(), Err: err, Registers: c.dump()})
+			return
+		}
+		if done := c.handleExit(v, rd); done {
+			return
+		}
+	}
+}
+
+// handleExit handles one KVM exit; it reports whether the vCPU must stop.
+func (c *vcpu) handleExit(v *VM, rd *kvm.RunData) bool {
+	switch reason := rd.ExitReason(); reason {
+	case kvm.ExitIO:
+		io, err := rd.IO()
+		if err != nil {
+			v.end(Exit{Reason: ExitError, VCPU: c.id, Detail: err.Error(), Err: err, Registers: c.dump()})
+			return true
+		}
+		c.handleIO(v, io)
+	case kvm.ExitMMIO:
+		m := rd.MMIO()
+		if m.IsWrite {
+			if err := v.mmio.Write(m.Addr, m.Data); err != nil {
+				v.logBadAccess("mmio write", m.Addr, len(m.Data), err)
+			}
+		} else if err := v.mmio.Read(m.Addr, m.Data); err != nil {
+			fillOnes(m.Data)
+			v.logBadAccess("mmio read", m.Addr, len(m.Data), err)
+		}
+	case kvm.ExitHLT:
+		v.end(Exit{Reason: ExitHalt, VCPU: c.id, Detail: "guest executed HLT"})
+		return true
+	case kvm.ExitShutdown:
+		v.end(Exit{Reason: ExitCrash, VCPU: c.id, Detail: "triple fault (KVM_EXIT_SHUTDOWN)", Registers: c.dump()})
+		return true
+	case kvm.ExitFailEntry:
+		hw, cpu := rd.FailEntry()
+		v.end(Exit{Reason: ExitCrash, VCPU: c.id,
+			Detail:    fmt.Sprintf("VM entry failed: hardware reason %#x on host cpu %d", hw, cpu),
+			Registers: c.dump()})
+		return true
+	case kvm.ExitInternalError:
+		sub, data := rd.InternalError()
+		v.end(Exit{Reason: ExitCrash, VCPU: c.id,
+			Detail:    fmt.Sprintf("KVM internal error: %s, data %#x", internalErrorName(sub), data),
+			Registers: c.dump()})
+		return true
+	case kvm.ExitSystemEvent:
+		typ, _ := rd.SystemEvent()
+		switch typ {
+		case kvm.SystemEventReset:
+			v.end(Exit{Reason: ExitReset, VCPU: c.id, Detail: "system event reset"})
+		case kvm.SystemEventShutdown:
+			v.end(Exit{Reason: ExitShutdown, VCPU: c.id, Detail: "system event shutdown"})
+		default:
+			v.end(Exit{Reason: ExitCrash, VCPU: c.id, Detail: fmt.Sprintf("system event %d", typ), Registers: c.dump()})
+		}
+		return true
+	case kvm.ExitIntr:
+		// Interrupted before or during entry: the loop re-checks stopping.
+	default:
+		v.end(Exit{Reason: ExitError, VCPU: c.id, Detail: fmt.Sprintf("unhandled KVM exit %v", reason), Registers: c.dump()})
+		return true
+	}
+	return false
+}
+
+// handleIO dispatches a port I/O exit. A string instruction (rep outsb)
+// arrives as Count back-to-back elements of Size bytes each.
+func (c *vcpu) handleIO(v *VM, io kvm.IOExit) {
+	size := int(io.Size)
+	for i := 0; i < int(io.Count); i++ {
+		d := io.Data[i*size : (i+1)*size]
+		if io.Direction == kvm.IOOut {
+			if err := v.pio.Write(uint64(io.Port), d); err != nil {
+				v.logBadAccess("pio write", uint64(io.Port), size, err)
+			}
+		} else if err := v.pio.Read(uint64(io.Port), d); err != nil {
+			// Unclaimed ports float high on a PC, and drivers probing for
+			// absent hardware expect exactly that.
+			fillOnes(d)
+			v.logBadAccess("pio read", uint64(io.Port), size, err)
+		}
+	}
+}
+
+func fillOnes(b []byte) {
+	for i := range b {
+		b[i] = 0xff
+	}
+}
+
+// logBadAccess reports accesses nobody claims. Guests probe absent ports as
+// a matter of course, so this is debug-level; it must never be able to
+// flood the host log at a higher level.
+func (v *VM) logBadAccess(kind string, addr uint64, size int, err error) {
+	if errors.Is(err, devices.ErrNoDevice) {
+		v.log.Debug("unclaimed access", "kind", kind, "addr", fmt.Sprintf("%#x", addr), "size", size)
+		return
+	}
+	v.log.Debug("rejected access", "kind", kind, "addr", fmt.Sprintf("%#x", addr), "size", size, "err", err)
+}
+
+func internalErrorName(sub uint32) string {
+	switch sub {
+	case 1:
+		return "emulation failure"
+	case 2:
+		return "simultaneous exception"
+	case 3:
+		return "delivery event"
+	case 4:
+		return "unexpected exit reason"
+	}
+	return fmt.Sprintf("suberror %d", sub)
+}
+
+// dump formats the vCPU's registers for a crash report. It runs on the
+// vCPU's own thread (KVM requires vCPU ioctls from it on some hosts), and
+// reports, rather than hides, a failure to read them.
+func (c *vcpu) dump() string {
+	var b strings.Builder
+	r, err := c.k.GetRegs()
+	if err != nil {
+		fmt.Fprintf(&b, "registers unavailable: %v\n", err)
+	} else {
+		fmt.Fprintf(&b, "rip=%#018x rsp=%#018x rflags=%#010x\n", r.RIP, r.RSP, r.RFLAGS)
+		fmt.Fprintf(&b, "rax=%#018x rbx=%#018x rcx=%#018x rdx=%#018x\n", r.RAX, r.RBX, r.RCX, r.RDX)
+		fmt.Fprintf(&b, "rsi=%#018x rdi=%#018x rbp=%#018x\n", r.RSI, r.RDI, r.RBP)
+		fmt.Fprintf(&b, "r8 =%#018x r9 =%#018x r10=%#018x r11=%#018x\n", r.R8, r.R9, r.R10, r.R11)
+		fmt.Fprintf(&b, "r12=%#018x r13=%#018x r14=%#018x r15=%#018x\n", r.R12, r.R13, r.R14, r.R15)
+	}
+	s, err := c.k.GetSregs()
+	if err != nil {
+		fmt.Fprintf(&b, "system registers unavailable: %v\n", err)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "cr0=%#x cr2=%#x cr3=%#x cr4=%#x efer=%#x\n", s.CR0, s.CR2, s.CR3, s.CR4, s.EFER)
+	for _, sg := range []struct {
+		n string
+		s kvm.Segment
+	}{{"cs", s.CS}, {"ds", s.DS}, {"es", s.ES}, {"fs", s.FS}, {"gs", s.GS}, {"ss", s.SS}, {"tr", s.TR}} {
+		fmt.Fprintf(&b, "%s=%#06x base=%#x limit=%#x type=%#x dpl=%d db=%d l=%d\n",
+			sg.n, sg.s.Selector, sg.s.Base, sg.s.Limit, sg.s.Type, sg.s.DPL, sg.s.DB, sg.s.L)
+	}
+	fmt.Fprintf(&b, "gdt=%#x/%#x idt=%#x/%#x", s.GDT.Base, s.GDT.Limit, s.IDT.Base, s.IDT.Limit)
+	return b.String()
+}
