@@ -49,6 +49,7 @@ demo-check: deps
 # Everything: unit and integration tests (KVM tests run wherever /dev/kvm
 # exists), the demo reproducibility check, and a few seconds per fuzz target.
 test: build guests demo-check
+	@$(GO) vet ./...
 	GOVMM_BIN=$(CURDIR)/$(BIN) GOVMM_GUESTS=$(CURDIR)/tests/guest/build \
 		$(GO) test -count=1 -timeout 20m ./...
 	@scripts/fuzz.sh 3s
@@ -56,13 +57,16 @@ test: build guests demo-check
 fuzz: deps
 	@scripts/fuzz.sh $${FUZZTIME:-2m}
 
+# QEMU microvm is the peer the startup benchmark measures in the same run.
 bench: build guests
+	@scripts/deps.sh qemu-system-x86
 	GOVMM_BIN=$(CURDIR)/$(BIN) GOVMM_GUESTS=$(CURDIR)/tests/guest/build \
 		$(GO) test -run='^$$' -bench=. -benchmem -count=$${COUNT:-5} ./...
 
 lint: deps
 	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	@# The tool itself is built without our hardening link flags.
+	CGO_ENABLED=0 CGO_LDFLAGS= $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 check-hardening: build
 	GOVMM_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -run 'TestHardenedBinary' ./tests/

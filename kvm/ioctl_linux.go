@@ -34,7 +34,7 @@ var _ [iocSizeMax - sizeofFPU]struct{}
 
 // System ioctls (on the /dev/kvm fd).
 const (
-	ioctlGetAPIVersion     uintptr = ioNone | kvmio | 0x00
+	ioctlGetAPIVersion     uintptr = ioNone | kvmio // nr 0x00
 	ioctlCreateVM          uintptr = ioNone | kvmio | 0x01
 	ioctlGetMSRIndexList           = ioWR | kvmio | 0x02 | sizeofMSRListHeader<<iocSizeShift
 	ioctlCheckExtension    uintptr = ioNone | kvmio | 0x03

@@ -402,3 +402,25 @@ func TestAccessAllocationFree(t *testing.T) {
 		t.Fatalf("%v allocations per successful access, want 0", allocs)
 	}
 }
+
+// BenchmarkRawCopy4K is the baseline for BenchmarkRead4K: a plain copy
+// from the same backing memory with no bounds checks, so the cost of
+// checking is the difference between the two.
+func BenchmarkRawCopy4K(b *testing.B) {
+	g, _ := twoRegions(b)
+	var src []byte
+	for _, r := range g.Regions() {
+		if r.GPA == HighRAMStart {
+			src = r.Host[0x800 : 0x800+4096]
+		}
+	}
+	if src == nil {
+		b.Fatal("no high region")
+	}
+	buf := make([]byte, 4096)
+	b.SetBytes(4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf, src)
+	}
+}

@@ -22,9 +22,12 @@ import (
 //	0x0000_6000    0x0000_6038    StartInfoAddr: PVH struct hvm_start_info (56 B)
 //	0x0000_6040    0x0000_6C40    MemmapAddr: PVH memmap, MemmapMax x 24 B
 //	0x0000_7000    0x0000_8000    ZeroPageAddr: Linux boot_params (later)
-//	0x0000_9000    0x0000_D000    PML4Addr: boot page tables PML4/PDPT/PD.. (later)
+//	0x0000_9000    0x0000_F000    PML4Addr: boot page tables: PML4, PDPT, 4 x PD
+//	                              (identity map of the first 4 GiB, 2 MiB pages)
 //	0x0002_0000    0x0003_0000    CmdlineAddr: kernel command line, CmdlineMax B
 //	0x0009_FC00    0x0010_0000    EBDAStart: EBDA + VGA + BIOS ROM (memmap: reserved)
+//	  0x0009_FC00  +MPTableMax      MPTableAddr: MP floating pointer + config table
+//	                              (Linux scans [639 KiB, 640 KiB) for the pointer)
 //	0x0010_0000    MMIOHoleStart  HighMemStart: kernel image and the rest of low RAM
 //	0xC000_0000    0x1_0000_0000  MMIO hole (never RAM; KVM exits on access):
 //	  0xD000_0000  +n x 4 KiB       VirtioMMIOBase: virtio-mmio windows, upward
@@ -65,10 +68,12 @@ const (
 	MemmapEntSize = 24  // sizeof(struct hvm_memmap_table_entry)
 	ZeroPageAddr  = 0x7000
 	PML4Addr      = 0x9000
-	PageTablesEnd = 0xD000 // exclusive end of the page-table area
+	PageTablesEnd = 0xF000 // exclusive end of the page-table area (6 pages)
 	CmdlineAddr   = 0x2_0000
 	CmdlineMax    = 0x1_0000 // bytes including the terminating NUL
 	EBDAStart     = 0x9_FC00 // [EBDAStart, HighMemStart) is reserved legacy area
+	MPTableAddr   = 0x9_FC00 // MP floating pointer, then the MP config table
+	MPTableMax    = 0x4000   // bytes reserved for both (254 CPUs fit easily)
 	HighMemStart  = 0x10_0000
 
 	// MaxRAM bounds RAMRanges: more than this is a configuration mistake, and

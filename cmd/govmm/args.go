@@ -1,16 +1,11 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 )
-
-// errUsage marks bad command-line input; main prints it on one line and
-// exits with vmm.CodeUsage.
-var errUsage = errors.New("usage")
 
 // parseSize parses a byte size such as "128M", "1G", "65536" or "512KiB".
 // Suffixes are binary (K = 1024). The result must fit in uint64; overflow
