@@ -33,6 +33,7 @@ type VM struct {
 	mmio   *devices.Bus
 	serial *devices.Serial
 	i8042  *devices.I8042
+	cmos   *devices.CMOS
 	vcpus  []*vcpu
 	entry  *boot.PVHBoot
 
@@ -198,7 +199,14 @@ func (v *VM) setupDevices() error {
 	v.i8042 = devices.NewI8042(func() {
 		v.end(Exit{Reason: ExitReset, VCPU: -1, Detail: "i8042 reset"})
 	})
-	return v.pio.RegisterRanges(v.i8042.Ranges())
+	if err := v.pio.RegisterRanges(v.i8042.Ranges()); err != nil {
+		return err
+	}
+	// Linux reads the wall clock from the CMOS RTC at boot; without it the
+	// ports float to 0xff, which reads as "update in progress" forever.
+	v.cmos = devices.NewCMOS(nil)
+	v.cmos.SetMemorySize(v.cfg.Memory)
+	return v.pio.RegisterRanges(v.cmos.Ranges())
 }
 
 // Memory returns the guest's RAM (for tests and embedders).
