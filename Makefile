@@ -23,7 +23,7 @@ GOFLAGS_BUILD := -trimpath -buildmode=pie \
 GUESTS := tests/guest/build/.stamp
 
 .PHONY: all build run test test-unit test-short fuzz-short fuzz bench lint \
-	check-hardening deps guests demo demo-check clean
+	check-hardening deps guests demo demo-check guest-kernel clean
 
 all: build
 
@@ -76,6 +76,11 @@ check-hardening: build
 		checksec --file=$(BIN) --output=csv | tee /dev/stderr | \
 		awk -F, '$$1!="Full RELRO" || $$3!="NX enabled" || $$4!="PIE enabled" {exit 1}'; \
 	else echo "check-hardening: checksec not installed; only the Go test ran"; fi
+
+# A minimal Linux for hosts with VT-x/AMD-V, from Debian's linux-source-6.1
+# and guest/kernel/govmm.config, built outside the repository.
+guest-kernel:
+	@scripts/guest-kernel.sh
 
 clean:
 	rm -rf bin

@@ -18,7 +18,8 @@ import (
 //	start          end (excl.)    what
 //	-------------  -------------  ------------------------------------------------
 //	0x0000_0000    0x0000_0500    real-mode IVT + BIOS data area (left zero; RAM)
-//	0x0000_0500    0x0000_0520    GDTAddr: flat boot GDT, 4 x 8 bytes (vmm/boot)
+//	0x0000_0500    0x0000_0530    GDTAddr: boot GDT, up to 6 x 8 bytes (vmm/boot;
+//	                              PVH uses 4, 64-bit Linux entry 6: 16-byte TSS)
 //	0x0000_6000    0x0000_6038    StartInfoAddr: PVH struct hvm_start_info (56 B)
 //	0x0000_6040    0x0000_6C40    MemmapAddr: PVH memmap, MemmapMax x 24 B
 //	0x0000_7000    0x0000_8000    ZeroPageAddr: Linux boot_params (later)
@@ -60,7 +61,7 @@ const (
 	TSSSize         = 3 * PageSize
 
 	GDTAddr       = 0x500
-	GDTMax        = 0x20 // bytes reserved for the boot GDT (4 descriptors)
+	GDTMax        = 0x30 // bytes reserved for the boot GDT (6 descriptor slots)
 	StartInfoAddr = 0x6000
 	StartInfoSize = 56
 	MemmapAddr    = 0x6040

@@ -20,14 +20,23 @@ const (
 	DefaultMemory = 128 << 20
 )
 
+// DefaultCmdline is the command line of a Linux guest when the user gives
+// none: the serial console, reset through the i8042 keyboard controller
+// (our only way out of the VM: there is no ACPI), reboot one second after
+// a panic instead of hanging, and no PCI probing (there is no PCI bus).
+const DefaultCmdline = "console=ttyS0 reboot=k panic=1 pci=off"
+
 // ErrConfig marks a configuration the VMM refuses before anything runs.
 // The CLI exits with CodeUsage for it.
 var ErrConfig = errors.New("invalid configuration")
 
 // Config describes one VM.
 type Config struct {
-	// Kernel is the guest image (PVH ELF). It is parsed as hostile input.
+	// Kernel is the guest image: a PVH ELF, a Linux bzImage or an ELF64
+	// vmlinux. It is parsed as hostile input.
 	Kernel []byte
+	// Initrd is an optional initial ramdisk for a Linux kernel.
+	Initrd []byte
 	// KernelName names the image in error messages.
 	KernelName string
 	// Cmdline is the guest command line.
@@ -47,6 +56,10 @@ type Config struct {
 	// reaches the VMM (ExitHalt), and only one vCPU is possible because
 	// nothing could send the application processors their start-up IPI.
 	NoIRQChip bool
+	// HostCPUModel passes the host CPU's brand string and model through
+	// CPUID. Off by default: hiding host details from the guest is a BSI
+	// SYS.1.5 high-protection requirement.
+	HostCPUModel bool
 	// KVMPath is the KVM device, "/dev/kvm" when empty.
 	KVMPath string
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/memory"
 	"github.com/govmm/govmm/vmm/boot"
+	"github.com/govmm/govmm/vmm/x86"
 )
 
 // vcpu is one virtual CPU and the OS thread that runs it.
@@ -54,6 +55,11 @@ func (v *VM) setupVCPUs() error {
 	if err != nil {
 		return err
 	}
+	msrIndex, err := v.sys.MSRIndexList()
+	if err != nil {
+		return err
+	}
+	msrs := x86.FilterMSRs(x86.BootMSRs(), msrIndex)
 	for i := 0; i < v.cfg.CPUs; i++ {
 		k, err := v.vm.CreateVCPU(i)
 		if err != nil {
@@ -61,8 +67,24 @@ func (v *VM) setupVCPUs() error {
 		}
 		c := &vcpu{id: i, k: k}
 		v.vcpus = append(v.vcpus, c)
-		if err := k.SetCPUID2(vcpuCPUID(supported, i, v.cfg.CPUs)); err != nil {
+		cpuid, err := x86.BuildCPUID(supported, x86.CPUIDOptions{VCPUID: i, NumVCPUs: v.cfg.CPUs, HostModel: v.cfg.HostCPUModel})
+		if err != nil {
 			return fmt.Errorf("vcpu %d: %w", i, err)
+		}
+		if err := k.SetCPUID2(cpuid); err != nil {
+			return fmt.Errorf("vcpu %d: %w", i, err)
+		}
+		// Every vCPU gets the same MSR start values, TSC included: KVM
+		// treats TSC writes of one value close together as a request to
+		// synchronise the vCPUs' TSCs, which is what a guest expects of
+		// a freshly reset machine.
+		if err := k.SetMSRs(msrs); err != nil {
+			return fmt.Errorf("vcpu %d: %w", i, err)
+		}
+		if !v.cfg.NoIRQChip {
+			if err := setVirtualWire(k); err != nil {
+				return fmt.Errorf("vcpu %d: %w", i, err)
+			}
 		}
 		// Only the bootstrap processor gets boot state. With the in-kernel
 		// irqchip the others stay in wait-for-SIPI until the guest's LAPIC
@@ -76,48 +98,82 @@ func (v *VM) setupVCPUs() error {
 	return nil
 }
 
-// vcpuCPUID adapts KVM's supported CPUID for vCPU id: the initial APIC ID
-// in leaf 1 and the x2APIC ID in leaf 0xB must match the LAPIC KVM gives
-// vCPU id, or an SMP guest addresses the wrong CPU.
-func vcpuCPUID(supported []kvm.CPUIDEntry, id, n int) []kvm.CPUIDEntry {
-	out := make([]kvm.CPUIDEntry, len(supported))
-	copy(out, supported)
-	for i := range out {
-		e := &out[i]
-		switch e.Function {
-		case 1:
-			e.EBX = e.EBX&0x0000ffff | uint32(n&0xff)<<16 | uint32(id&0xff)<<24
-			e.ECX |= 1 << 31 // hypervisor present
-		case 0xb:
-			e.EDX = uint32(id)
+// Local APIC LVT registers and delivery modes (Intel SDM vol. 3A, 11.5.1).
+const (
+	apicLVT0        = 0x350
+	apicLVT1        = 0x360
+	apicModeMask    = 0x700
+	apicModeNMI     = 0x400
+	apicModeExtINT  = 0x700
+	apicLVTMaskFlag = 1 << 16
+)
+
+// setVirtualWire programs LINT0 as ExtINT and LINT1 as NMI, as PC firmware
+// leaves them ("virtual wire mode", MP spec 3.6.2.2). Until the guest
+// switches to the IOAPIC, the 8259 PIC's interrupts (the PIT timer among
+// them) reach the BSP only through LINT0.
+func setVirtualWire(k *kvm.VCPU) error {
+	l, err := k.GetLAPIC()
+	if err != nil {
+		return err
+	}
+	for _, r := range []struct{ off, mode uint32 }{{apicLVT0, apicModeExtINT}, {apicLVT1, apicModeNMI}} {
+		cur, err := l.Reg(r.off)
+		if err != nil {
+			return err
+		}
+		if err := l.SetReg(r.off, cur&^(apicModeMask|apicLVTMaskFlag)|r.mode); err != nil {
+			return err
 		}
 	}
-	return out
+	return k.SetLAPIC(l)
 }
 
-// setupBootCPU enters the PVH ABI's start state: 32-bit flat protected
+// setupBootCPU puts the bootstrap processor in the start state of the
+// kernel's boot protocol.
+func (v *VM) setupBootCPU(k *kvm.VCPU) error {
+	if v.linux != nil {
+		return v.setupLinuxCPU(k)
+	}
+	return v.setupPVHCPU(k)
+}
+
+// kvmSegment converts a descriptor decoded from our boot GDT.
+func kvmSegment(gdt []uint64, sel uint16) kvm.Segment {
+	d := boot.SegmentFromGDT(gdt[sel>>3], sel)
+	return kvm.Segment{
+		Base: d.Base, Limit: d.Limit, Selector: d.Selector, Type: d.Type,
+		Present: d.Present, DPL: d.DPL, DB: d.DB, S: d.S, L: d.L, G: d.G, AVL: d.AVL,
+	}
+}
+
+// Control register bits (Intel SDM vol. 3A, 2.5) and EFER bits.
+const (
+	cr0PE    = 1 << 0
+	cr0ET    = 1 << 4
+	cr0PG    = 1 << 31
+	cr4PAE   = 1 << 5
+	eferLME  = 1 << 8
+	eferLMA  = 1 << 10
+	rflagsR1 = 1 << 1 // reserved bit 1 is always set
+)
+
+// setupPVHCPU enters the PVH ABI's start state: 32-bit flat protected
 // mode, paging off, EBX = start_info, segment registers matching the GDT
 // LoadPVH wrote (so a guest that reloads them sees the same values).
-func (v *VM) setupBootCPU(k *kvm.VCPU) error {
+func (v *VM) setupPVHCPU(k *kvm.VCPU) error {
 	s, err := k.GetSregs()
 	if err != nil {
 		return err
 	}
 	gdt := boot.GDTEntries()
-	seg := func(sel uint16) kvm.Segment {
-		d := boot.SegmentFromGDT(gdt[sel>>3], sel)
-		return kvm.Segment{
-			Base: d.Base, Limit: d.Limit, Selector: d.Selector, Type: d.Type,
-			Present: d.Present, DPL: d.DPL, DB: d.DB, S: d.S, L: d.L, G: d.G,
-		}
-	}
-	s.CS = seg(boot.SelectorCode32)
-	s.DS = seg(boot.SelectorData32)
+	s.CS = kvmSegment(gdt, boot.SelectorCode32)
+	s.DS = kvmSegment(gdt, boot.SelectorData32)
 	s.ES, s.FS, s.GS, s.SS = s.DS, s.DS, s.DS, s.DS
-	s.TR = seg(boot.SelectorTSS)
+	s.TR = kvmSegment(gdt, boot.SelectorTSS)
 	s.GDT = kvm.DTable{Base: memory.GDTAddr, Limit: boot.GDTLimit}
 	s.IDT = kvm.DTable{}
-	s.CR0 = 1<<0 | 1<<4 // PE, ET; PG off
+	s.CR0 = cr0PE | cr0ET
 	s.CR3, s.CR4, s.EFER = 0, 0, 0
 	if err := k.SetSregs(s); err != nil {
 		return err
@@ -125,8 +181,34 @@ func (v *VM) setupBootCPU(k *kvm.VCPU) error {
 	return k.SetRegs(kvm.Regs{
 		RIP:    uint64(v.entry.Entry),
 		RBX:    v.entry.StartInfo,
-		RFLAGS: 1 << 1, // reserved bit 1 is always set; IF clear per the PVH ABI
+		RFLAGS: rflagsR1, // IF clear per the PVH ABI
 	})
+}
+
+// setupLinuxCPU enters the Linux 64-bit boot protocol's start state
+// (boot.rst, "64-bit Boot Protocol"): long mode with the identity page
+// tables LoadLinux wrote, CS = __BOOT_CS, data segments = __BOOT_DS,
+// interrupts off, RSI = the zero page.
+func (v *VM) setupLinuxCPU(k *kvm.VCPU) error {
+	s, err := k.GetSregs()
+	if err != nil {
+		return err
+	}
+	lb := v.linux
+	s.CS = kvmSegment(lb.GDT, boot.SelectorCode64)
+	s.DS = kvmSegment(lb.GDT, boot.SelectorData64)
+	s.ES, s.FS, s.GS, s.SS = s.DS, s.DS, s.DS, s.DS
+	s.TR = kvmSegment(lb.GDT, boot.SelectorTSS64)
+	s.GDT = kvm.DTable{Base: lb.GDTBase, Limit: lb.GDTLimit}
+	s.IDT = kvm.DTable{}
+	s.CR0 = cr0PE | cr0ET | cr0PG
+	s.CR3 = lb.PML4
+	s.CR4 = cr4PAE
+	s.EFER = eferLME | eferLMA
+	if err := k.SetSregs(s); err != nil {
+		return err
+	}
+	return k.SetRegs(kvm.Regs{RIP: lb.Entry, RSI: lb.ZeroPage, RFLAGS: rflagsR1})
 }
 
 // loop is the vCPU thread. It is locked to its OS thread because KVM ties a

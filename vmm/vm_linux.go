@@ -12,6 +12,7 @@ import (
 	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/memory"
 	"github.com/govmm/govmm/vmm/boot"
+	"github.com/govmm/govmm/vmm/x86"
 )
 
 // VM is one virtual machine: KVM handles, guest RAM, the device buses and
@@ -35,7 +36,9 @@ type VM struct {
 	i8042  *devices.I8042
 	cmos   *devices.CMOS
 	vcpus  []*vcpu
-	entry  *boot.PVHBoot
+	kind   boot.KernelKind
+	entry  *boot.PVHBoot   // set for PVH kernels
+	linux  *boot.LinuxBoot // set for bzImage and ELF64 kernels
 
 	// stopping is set exactly once, before any vCPU is kicked. A vCPU
 	// thread checks it before every KVM_RUN.
@@ -60,11 +63,36 @@ func New(cfg Config, log *slog.Logger) (_ *VM, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	img, err := boot.ParsePVH(cfg.Kernel)
-	if err != nil {
-		return nil, fmt.Errorf("%w: kernel %s: %w", ErrConfig, cfg.KernelName, err)
-	}
+	// Parse the image before touching KVM, so a bad image is a usage
+	// error that costs nothing.
 	v := &VM{cfg: cfg, log: log, done: make(chan struct{})}
+	v.kind = boot.DetectKernel(cfg.Kernel)
+	var pvh *boot.PVHImage
+	switch v.kind {
+	case boot.KindPVH:
+		if pvh, err = boot.ParsePVH(cfg.Kernel); err != nil {
+			return nil, fmt.Errorf("%w: kernel %s: %w", ErrConfig, cfg.KernelName, err)
+		}
+		if len(cfg.Initrd) > 0 {
+			return nil, fmt.Errorf("%w: kernel %s boots through PVH, and govmm does not pass an initrd as a PVH module yet; use a bzImage", ErrConfig, cfg.KernelName)
+		}
+	case boot.KindBzImage:
+		if _, err := boot.ParseBzImage(cfg.Kernel); err != nil {
+			return nil, fmt.Errorf("%w: kernel %s: %w", ErrConfig, cfg.KernelName, err)
+		}
+	case boot.KindELF64:
+		// A structurally broken ELF64 is refused here, with the ELF
+		// parser's precise reason; lacking a PVH note is what makes it
+		// KindELF64 and is fine.
+		if _, err := boot.ParsePVH(cfg.Kernel); err != nil && !errors.Is(err, boot.ErrNoPVHNote) {
+			return nil, fmt.Errorf("%w: kernel %s: %w", ErrConfig, cfg.KernelName, err)
+		}
+	default:
+		if _, err := boot.ParseBzImage(cfg.Kernel); err != nil {
+			return nil, fmt.Errorf("%w: kernel %s: not an ELF or bzImage: %w", ErrConfig, cfg.KernelName, err)
+		}
+		return nil, fmt.Errorf("%w: kernel %s: unrecognised image format", ErrConfig, cfg.KernelName)
+	}
 	defer func() {
 		if err != nil {
 			v.Close()
@@ -92,8 +120,8 @@ func New(cfg Config, log *slog.Logger) (_ *VM, err error) {
 	if err := v.setupDevices(); err != nil {
 		return nil, err
 	}
-	if v.entry, err = boot.LoadPVH(v.mem, img, cfg.Kernel, cfg.Cmdline); err != nil {
-		return nil, fmt.Errorf("%w: kernel %s: %w", ErrConfig, cfg.KernelName, err)
+	if err := v.loadKernel(pvh); err != nil {
+		return nil, err
 	}
 	if err := v.setupVCPUs(); err != nil {
 		return nil, err
@@ -207,6 +235,28 @@ func (v *VM) setupDevices() error {
 	v.cmos = devices.NewCMOS(nil)
 	v.cmos.SetMemorySize(v.cfg.Memory)
 	return v.pio.RegisterRanges(v.cmos.Ranges())
+}
+
+// loadKernel writes the kernel and its boot structures into RAM. The MP
+// table describes the vCPUs and the IOAPIC to any kernel that looks for it
+// (Linux finds it in the EBDA); without the irqchip there is no IOAPIC or
+// LAPIC to describe, so none is written.
+func (v *VM) loadKernel(pvh *boot.PVHImage) error {
+	if !v.cfg.NoIRQChip {
+		if err := x86.WriteMPTable(v.mem, v.cfg.CPUs); err != nil {
+			return err
+		}
+	}
+	var err error
+	if v.kind == boot.KindPVH {
+		v.entry, err = boot.LoadPVH(v.mem, pvh, v.cfg.Kernel, v.cfg.Cmdline)
+	} else {
+		v.linux, err = boot.LoadLinux(v.mem, v.cfg.Kernel, v.cfg.Initrd, v.cfg.Cmdline)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: kernel %s: %w", ErrConfig, v.cfg.KernelName, err)
+	}
+	return nil
 }
 
 // Memory returns the guest's RAM (for tests and embedders).

@@ -1,6 +1,7 @@
 // Command govmm is a hardened, minimal virtual machine monitor.
 //
 //	govmm run [flags]     boot a microVM (the embedded demo guest without --kernel)
+//	govmm mkinitrd        pack a static binary into an initramfs as /init
 //	govmm version         print the version
 //
 // Exit codes of `govmm run` are documented in docs/design.md and pinned in
@@ -24,6 +25,8 @@ import (
 	"github.com/govmm/govmm/vmm"
 )
 
+const usageLine = "usage: govmm run [flags] | govmm mkinitrd -o FILE --init BIN | govmm version   (govmm run -h for flags)"
+
 // version is set at link time by the Makefile (-X main.version=...).
 var version = "dev"
 
@@ -33,7 +36,7 @@ func main() {
 
 func realMain(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: govmm run [flags] | govmm version   (govmm run -h for flags)")
+		fmt.Fprintln(stderr, usageLine)
 		return vmm.CodeUsage
 	}
 	switch args[0] {
@@ -42,11 +45,13 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "run":
 		return cmdRun(args[1:], stdout, stderr)
+	case "mkinitrd":
+		return cmdMkinitrd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: govmm run [flags] | govmm version   (govmm run -h for flags)")
+		fmt.Fprintln(stdout, usageLine)
 		return 0
 	}
-	fmt.Fprintf(stderr, "govmm: unknown command %q (want run or version)\n", args[0])
+	fmt.Fprintf(stderr, "govmm: unknown command %q (want run, mkinitrd or version)\n", args[0])
 	return vmm.CodeUsage
 }
 
@@ -68,8 +73,10 @@ func fail(stderr io.Writer, code int, err error) int {
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("govmm run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	kernel := fs.String("kernel", "", "guest kernel `FILE` (PVH ELF); the embedded demo guest when empty")
-	cmdline := fs.String("cmdline", "", "guest command line")
+	kernel := fs.String("kernel", "", "guest kernel `FILE` (PVH ELF, bzImage or vmlinux); the embedded demo guest when empty")
+	initrdFlag := fs.String("initrd", "", "initial ramdisk `FILE` for a Linux kernel (see govmm mkinitrd)")
+	cmdline := fs.String("cmdline", vmm.DefaultCmdline, "guest command line")
+	cpuModel := fs.String("cpu-model", "govmm", "CPU identity shown to the guest: govmm (host brand and model hidden) or host")
 	memFlag := fs.String("memory", "128M", "guest RAM `SIZE` (K, M, G suffixes; multiple of 4K)")
 	cpus := fs.Int("cpus", 1, "number of vCPUs")
 	console := fs.String("console", "stdout", "serial console: stdout, off or file:PATH")
@@ -115,10 +122,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	default:
 		return fail(stderr, vmm.CodeUsage, fmt.Errorf("--irqchip %q: want on or off", *irqchip))
 	}
+	switch *cpuModel {
+	case "govmm":
+	case "host":
+		cfg.HostCPUModel = true
+	default:
+		return fail(stderr, vmm.CodeUsage, fmt.Errorf("--cpu-model %q: want govmm or host", *cpuModel))
+	}
+	cmdlineSet := false
+	fs.Visit(func(f *flag.Flag) { cmdlineSet = cmdlineSet || f.Name == "cmdline" })
 	if *kernel == "" {
 		cfg.Kernel, cfg.KernelName = demo.ELF, "(embedded demo guest)"
-		if cfg.Cmdline == "" {
-			cfg.Cmdline = "console=ttyS0 govmm.demo=1"
+		if !cmdlineSet {
+			cfg.Cmdline = vmm.DefaultCmdline + " govmm.demo=1"
 		}
 	} else {
 		b, err := readImage(*kernel)
@@ -126,6 +142,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, vmm.CodeUsage, err)
 		}
 		cfg.Kernel, cfg.KernelName = b, *kernel
+	}
+	if *initrdFlag != "" {
+		b, err := readFile("--initrd", *initrdFlag)
+		if err != nil {
+			return fail(stderr, vmm.CodeUsage, err)
+		}
+		cfg.Initrd = b
 	}
 	// Validate before opening anything, so bad flags never create files.
 	if err := cfg.Validate(); err != nil {
@@ -182,28 +205,31 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // above any real kernel, far below what could exhaust the host.
 const maxImageSize = 512 << 20
 
-func readImage(path string) ([]byte, error) {
+func readImage(path string) ([]byte, error) { return readFile("--kernel", path) }
+
+// readFile reads a kernel or initrd named by flag, bounded by maxImageSize.
+func readFile(flag, path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("--kernel: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("--kernel: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("--kernel %s: not a regular file", path)
+		return nil, fmt.Errorf("%s %s: not a regular file", flag, path)
 	}
 	if st.Size() > maxImageSize {
-		return nil, fmt.Errorf("--kernel %s: %d bytes is larger than the %d MiB limit", path, st.Size(), maxImageSize>>20)
+		return nil, fmt.Errorf("%s %s: %d bytes is larger than the %d MiB limit", flag, path, st.Size(), maxImageSize>>20)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxImageSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("--kernel %s: %w", path, err)
+		return nil, fmt.Errorf("%s %s: %w", flag, path, err)
 	}
 	if len(b) == 0 {
-		return nil, fmt.Errorf("--kernel %s: file is empty", path)
+		return nil, fmt.Errorf("%s %s: file is empty", flag, path)
 	}
 	return b, nil
 }

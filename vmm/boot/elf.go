@@ -89,6 +89,7 @@ var le = binary.LittleEndian
 // fileHeader is the part of the ELF header that ParsePVH uses.
 type fileHeader struct {
 	is64             bool
+	entry            uint64 // e_entry (LoadLinux's ELF64 path enters here)
 	phoff, shoff     uint64
 	phentsize, phnum uint64
 	shentsize, shnum uint64
@@ -137,6 +138,7 @@ func parseHeader(image []byte) (fileHeader, error) {
 	}
 	var gotEhsize uint64
 	if h.is64 {
+		h.entry = le.Uint64(image[24:])
 		h.phoff = le.Uint64(image[32:])
 		h.shoff = le.Uint64(image[40:])
 		gotEhsize = uint64(le.Uint16(image[52:]))
@@ -145,6 +147,7 @@ func parseHeader(image []byte) (fileHeader, error) {
 		h.shentsize = uint64(le.Uint16(image[58:]))
 		h.shnum = uint64(le.Uint16(image[60:]))
 	} else {
+		h.entry = uint64(le.Uint32(image[24:]))
 		h.phoff = uint64(le.Uint32(image[28:]))
 		h.shoff = uint64(le.Uint32(image[32:]))
 		gotEhsize = uint64(le.Uint16(image[40:]))
@@ -207,6 +210,45 @@ func readPhdr(b []byte, is64 bool) phdr {
 // XEN_ELFNOTE_PHYS32_ENTRY in a PT_NOTE segment or, failing that, an SHT_NOTE
 // section; e_entry (a virtual address for vmlinux) is ignored.
 func ParsePVH(image []byte) (*PVHImage, error) {
+	e, err := parseELF(image)
+	if err != nil {
+		return nil, err
+	}
+	if !e.hasPVH {
+		return nil, ErrNoPVHNote
+	}
+	entry := e.pvhEntry
+	img := &PVHImage{Entry: entry, Segments: e.segs}
+	if !inFileData(e.segs, uint64(entry)) {
+		return nil, fmt.Errorf("%w: entry %#x is not inside the file data of any PT_LOAD segment", ErrBadEntry, entry)
+	}
+	return img, nil
+}
+
+// inFileData reports whether guest-physical address a lies inside the file
+// bytes of one of segs (so the code there comes from the image).
+func inFileData(segs []Segment, a uint64) bool {
+	for _, s := range segs {
+		if a >= s.PAddr && a-s.PAddr < s.FileSize {
+			return true
+		}
+	}
+	return false
+}
+
+// elfInfo is what parseELF learns: the header, the checked PT_LOAD
+// segments (sorted by PAddr) and the PVH entry note, if any. ParsePVH and
+// LoadLinux's ELF64 path share it so both apply exactly the same checks.
+type elfInfo struct {
+	h        fileHeader
+	segs     []Segment
+	pvhEntry uint32
+	hasPVH   bool
+}
+
+// parseELF does every check of ParsePVH except requiring the PVH note and
+// placing its entry.
+func parseELF(image []byte) (*elfInfo, error) {
 	h, err := parseHeader(image)
 	if err != nil {
 		return nil, err
@@ -303,23 +345,13 @@ func ParsePVH(image []byte) (*PVHImage, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !found {
-			return nil, ErrNoPVHNote
-		}
 	}
 
-	img := &PVHImage{Entry: entry, Segments: make([]Segment, len(segs))}
-	inFile := false
+	out := &elfInfo{h: h, segs: make([]Segment, len(segs)), pvhEntry: entry, hasPVH: found}
 	for i, s := range segs {
-		img.Segments[i] = s.Segment
-		if uint64(entry) >= s.PAddr && uint64(entry)-s.PAddr < s.FileSize {
-			inFile = true
-		}
+		out.segs[i] = s.Segment
 	}
-	if !inFile {
-		return nil, fmt.Errorf("%w: entry %#x is not inside the file data of any PT_LOAD segment", ErrBadEntry, entry)
-	}
-	return img, nil
+	return out, nil
 }
 
 func scanSectionNotes(image []byte, h fileHeader, budget *uint64) (uint32, bool, error) {
