@@ -29,6 +29,8 @@ import (
 //	0x0009_FC00    0x0010_0000    EBDAStart: EBDA + VGA + BIOS ROM (memmap: reserved)
 //	  0x0009_FC00  +MPTableMax      MPTableAddr: MP floating pointer + config table
 //	                              (Linux scans [639 KiB, 640 KiB) for the pointer)
+//	  0x000E_0000  +ACPIMax         ACPIAddr: ACPI RSDP, then RSDT/XSDT/FADT/DSDT/MADT
+//	                              (Linux scans [0xE0000, 1 MiB) for the RSDP)
 //	0x0010_0000    MMIOHoleStart  HighMemStart: kernel image and the rest of low RAM
 //	0xC000_0000    0x1_0000_0000  MMIO hole (never RAM; KVM exits on access):
 //	  0xD000_0000  +n x 4 KiB       VirtioMMIOBase: virtio-mmio windows, upward
@@ -75,6 +77,8 @@ const (
 	EBDAStart     = 0x9_FC00 // [EBDAStart, HighMemStart) is reserved legacy area
 	MPTableAddr   = 0x9_FC00 // MP floating pointer, then the MP config table
 	MPTableMax    = 0x4000   // bytes reserved for both (254 CPUs fit easily)
+	ACPIAddr      = 0xE_0000 // ACPI RSDP (16-byte aligned) and the tables behind it
+	ACPIMax       = 0x1_0000 // bytes reserved for the ACPI tables: [ACPIAddr, 0xF0000)
 	HighMemStart  = 0x10_0000
 
 	// MaxRAM bounds RAMRanges: more than this is a configuration mistake, and

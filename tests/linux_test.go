@@ -67,7 +67,7 @@ func expectedE820(t *testing.T, size uint64) []string {
 		if e.Type == boot.MemmapRAM {
 			kind = "usable"
 		}
-		lines = append(lines, fmt.Sprintf("BIOS-e820: [mem %#018x-%#018x] %s", e.Addr, e.Addr+e.Size-1, kind))
+		lines = append(lines, fmt.Sprintf("BIOS-e820: [mem 0x%016x-0x%016x] %s", e.Addr, e.Addr+e.Size-1, kind))
 	}
 	return lines
 }

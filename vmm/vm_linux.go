@@ -238,12 +238,19 @@ func (v *VM) setupDevices() error {
 }
 
 // loadKernel writes the kernel and its boot structures into RAM. The MP
-// table describes the vCPUs and the IOAPIC to any kernel that looks for it
-// (Linux finds it in the EBDA); without the irqchip there is no IOAPIC or
-// LAPIC to describe, so none is written.
+// table and the ACPI MADT describe the vCPUs and the IOAPIC to any kernel
+// that looks for them; without the irqchip there is no IOAPIC or LAPIC to
+// describe, so neither is written.
 func (v *VM) loadKernel(pvh *boot.PVHImage) error {
 	if !v.cfg.NoIRQChip {
 		if err := x86.WriteMPTable(v.mem, v.cfg.CPUs); err != nil {
+			return err
+		}
+		// The same machine as ACPI tables: kernels built without
+		// CONFIG_X86_MPPARSE (Debian's cloud kernel among them) learn
+		// their CPUs only from the MADT. Linux finds the RSDP by scanning
+		// the BIOS area, so neither boot path needs to pass its address.
+		if _, err := x86.WriteACPITables(v.mem, v.cfg.CPUs); err != nil {
 			return err
 		}
 	}
