@@ -362,11 +362,11 @@ func (c *vcpu) dump() string {
 	if err != nil {
 		fmt.Fprintf(&b, "registers unavailable: %v\n", err)
 	} else {
-		fmt.Fprintf(&b, "rip=%#018x rsp=%#018x rflags=%#010x\n", r.RIP, r.RSP, r.RFLAGS)
-		fmt.Fprintf(&b, "rax=%#018x rbx=%#018x rcx=%#018x rdx=%#018x\n", r.RAX, r.RBX, r.RCX, r.RDX)
-		fmt.Fprintf(&b, "rsi=%#018x rdi=%#018x rbp=%#018x\n", r.RSI, r.RDI, r.RBP)
-		fmt.Fprintf(&b, "r8 =%#018x r9 =%#018x r10=%#018x r11=%#018x\n", r.R8, r.R9, r.R10, r.R11)
-		fmt.Fprintf(&b, "r12=%#018x r13=%#018x r14=%#018x r15=%#018x\n", r.R12, r.R13, r.R14, r.R15)
+		fmt.Fprintf(&b, "rip=0x%016x rsp=0x%016x rflags=0x%08x\n", r.RIP, r.RSP, r.RFLAGS)
+		fmt.Fprintf(&b, "rax=0x%016x rbx=0x%016x rcx=0x%016x rdx=0x%016x\n", r.RAX, r.RBX, r.RCX, r.RDX)
+		fmt.Fprintf(&b, "rsi=0x%016x rdi=0x%016x rbp=0x%016x\n", r.RSI, r.RDI, r.RBP)
+		fmt.Fprintf(&b, "r8 =0x%016x r9 =0x%016x r10=0x%016x r11=0x%016x\n", r.R8, r.R9, r.R10, r.R11)
+		fmt.Fprintf(&b, "r12=0x%016x r13=0x%016x r14=0x%016x r15=0x%016x\n", r.R12, r.R13, r.R14, r.R15)
 	}
 	s, err := c.k.GetSregs()
 	if err != nil {
