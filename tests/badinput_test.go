@@ -65,9 +65,9 @@ func TestBadFlags(t *testing.T) {
 
 func TestUnknownFlag(t *testing.T) {
 	r := Run(t, 30*time.Second, "run", "--no-such-flag")
-	if r.ExitCode != vmm.CodeUsage || !strings.Contains(r.Stderr, "no-such-flag") {
-		t.Errorf("exit %d stderr %q", r.ExitCode, r.Stderr)
-	}
+	requireOneLineError(t, r, vmm.CodeUsage, "no-such-flag")
+	r = Run(t, 30*time.Second, "run", "--cpus", "two")
+	requireOneLineError(t, r, vmm.CodeUsage, "-cpus")
 }
 
 // TestMalformedKernels: each broken image is refused with a one-line

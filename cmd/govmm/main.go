@@ -84,11 +84,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "warn", "VMM log level on stderr: debug, info, warn or error")
 	hugepages := fs.Bool("hugepages", false, "back guest RAM with 2 MiB huge pages")
 	prefault := fs.Bool("prefault", false, "fault in and lock all guest RAM at start (no overcommit)")
+	// The flag package would print its whole usage on any error; a user's
+	// mistake gets one line instead, and -h the full list.
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprintln(stdout, "usage: govmm run [flags]")
+			fs.PrintDefaults()
 			return 0
 		}
-		return vmm.CodeUsage // flag already printed the reason
+		return fail(stderr, vmm.CodeUsage, err)
 	}
 	if fs.NArg() > 0 {
 		return fail(stderr, vmm.CodeUsage, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
