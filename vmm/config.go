@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/govmm/govmm/devices/virtio/blk"
 	"github.com/govmm/govmm/memory"
 )
 
@@ -56,6 +57,8 @@ type Config struct {
 	// reaches the VMM (ExitHalt), and only one vCPU is possible because
 	// nothing could send the application processors their start-up IPI.
 	NoIRQChip bool
+	// Disks are virtio-blk devices, in guest order.
+	Disks []blk.Spec
 	// HostCPUModel passes the host CPU's brand string and model through
 	// CPUID. Off by default: hiding host details from the guest is a BSI
 	// SYS.1.5 high-protection requirement.

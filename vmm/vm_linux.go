@@ -36,6 +36,7 @@ type VM struct {
 	i8042  *devices.I8042
 	cmos   *devices.CMOS
 	vcpus  []*vcpu
+	virtio []*virtioMMIO
 	kind   boot.KernelKind
 	entry  *boot.PVHBoot   // set for PVH kernels
 	linux  *boot.LinuxBoot // set for bzImage and ELF64 kernels
@@ -118,6 +119,9 @@ func New(cfg Config, log *slog.Logger) (_ *VM, err error) {
 		return nil, err
 	}
 	if err := v.setupDevices(); err != nil {
+		return nil, err
+	}
+	if err := v.setupVirtio(); err != nil {
 		return nil, err
 	}
 	if err := v.loadKernel(pvh); err != nil {
@@ -256,9 +260,9 @@ func (v *VM) loadKernel(pvh *boot.PVHImage) error {
 	}
 	var err error
 	if v.kind == boot.KindPVH {
-		v.entry, err = boot.LoadPVH(v.mem, pvh, v.cfg.Kernel, v.cfg.Cmdline)
+		v.entry, err = boot.LoadPVH(v.mem, pvh, v.cfg.Kernel, v.cfg.Cmdline+v.virtioCmdline())
 	} else {
-		v.linux, err = boot.LoadLinux(v.mem, v.cfg.Kernel, v.cfg.Initrd, v.cfg.Cmdline)
+		v.linux, err = boot.LoadLinux(v.mem, v.cfg.Kernel, v.cfg.Initrd, v.cfg.Cmdline+v.virtioCmdline())
 	}
 	if err != nil {
 		return fmt.Errorf("%w: kernel %s: %w", ErrConfig, v.cfg.KernelName, err)
@@ -277,6 +281,7 @@ func (v *VM) Start() error {
 	if v.cfg.ConsoleInput != nil {
 		go v.pumpInput(v.cfg.ConsoleInput)
 	}
+	v.startVirtio()
 	var wg sync.WaitGroup
 	for _, c := range v.vcpus {
 		wg.Add(1)
@@ -362,6 +367,7 @@ func (v *VM) Close() error {
 		<-v.done
 	}
 	var errs []error
+	errs = append(errs, v.closeVirtio())
 	for _, c := range v.vcpus {
 		errs = append(errs, c.k.Close())
 	}

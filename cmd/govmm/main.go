@@ -22,6 +22,7 @@ import (
 	"syscall"
 
 	"github.com/govmm/govmm/cmd/govmm/demo"
+	"github.com/govmm/govmm/devices/virtio/blk"
 	"github.com/govmm/govmm/vmm"
 )
 
@@ -87,6 +88,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// The flag package would print its whole usage on any error; a user's
 	// mistake gets one line instead, and -h the full list.
 	fs.SetOutput(io.Discard)
+	var disks []blk.Spec
+	fs.Func("disk", "virtio-blk disk `path=FILE[,readonly=on][,serial=ID][,direct=on][,bps=N][,iops=N]` (repeatable)", func(s string) error {
+		d, err := blk.ParseDiskSpec(s)
+		if err != nil {
+			return err
+		}
+		disks = append(disks, d)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
@@ -114,6 +124,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, vmm.CodeUsage, err)
 	}
 	cfg := vmm.Config{
+		Disks:   disks,
 		Cmdline: *cmdline,
 		Memory:  memSize,
 		CPUs:    *cpus,

@@ -1,0 +1,169 @@
+package queue
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Desc is one validated buffer of a descriptor chain: [Addr, Addr+Len) lies
+// inside one RAM region (memory.Guest.Contains), and Write says the buffer
+// is device-writable (otherwise device-readable, which the device must not
+// write, §2.7.5.1).
+//
+// Zero-length buffers are allowed (the spec does not forbid them and a
+// device can simply skip them), but even then Addr must be inside RAM or
+// exactly at the end of a region (Contains(Addr, 0)), so a device that
+// slices a zero-length Desc never gets an error it did not expect.
+type Desc struct {
+	Addr  uint64
+	Len   uint32
+	Write bool
+}
+
+// Chain iterates the buffers of one descriptor chain (§2.7.5 "The Virtqueue
+// Descriptor Table", §2.7.5.3 "Indirect Descriptors"). It is the only code
+// that follows guest descriptors. Next enforces, on every step:
+//
+//   - at most Size descriptors are read from the descriptor table, and at
+//     most Size buffers are returned in total (direct plus indirect). A
+//     well-formed chain fits (§2.7.5.3.1: "A driver MUST NOT create a
+//     descriptor chain longer than the Queue Size of the device"), and the
+//     bound ends every loop, in the main table or an indirect one;
+//   - every next index is < the number of entries of the table it indexes;
+//   - VIRTQ_DESC_F_INDIRECT only if VIRTIO_F_INDIRECT_DESC was negotiated,
+//     never together with VIRTQ_DESC_F_NEXT, never inside an indirect table;
+//     the table's length is a non-zero multiple of 16 and at most Size
+//     entries (a longer table could not be walked within the chain bound
+//     anyway), and the whole table is inside RAM. The WRITE flag of the
+//     descriptor pointing at the table is ignored, as §2.7.5.3.2 requires
+//     ("The device MUST ignore the write-only flag");
+//   - no device-readable buffer after a device-writable one (§2.7.4.2);
+//   - each buffer is inside RAM, and the chain's total length is at most
+//     2^32 bytes (§2.7.5.2).
+//
+// Every violation returns an error, is sticky for the chain, and marks the
+// queue broken (Queue.Err). Undefined flag bits are ignored.
+type Chain struct {
+	q    *Queue
+	head uint16
+
+	table    uint64 // gpa of the table being walked (descriptor table or indirect table)
+	entries  uint32 // entries in that table
+	idx      uint32 // index of the next descriptor to read in it
+	indirect bool   // walking an indirect table
+
+	mainReads uint32 // descriptors read from the descriptor table
+	bufs      uint32 // buffers returned
+	total     uint64 // bytes in buffers returned
+	seenWrite bool
+	done      bool
+	err       error
+}
+
+func (c *Chain) reset(head uint16) {
+	q := c.q
+	*c = Chain{
+		q:       q,
+		head:    head,
+		table:   q.cfg.DescAddr,
+		entries: uint32(q.cfg.Size),
+		idx:     uint32(head),
+	}
+}
+
+// Head returns the index of the chain's first descriptor: the id to give
+// PushUsed when the chain is done.
+func (c *Chain) Head() uint16 { return c.head }
+
+// Next returns the chain's next buffer. ok is false after the last one.
+func (c *Chain) Next() (d Desc, ok bool, err error) {
+	if c.err != nil {
+		return Desc{}, false, c.err
+	}
+	if c.done {
+		return Desc{}, false, nil
+	}
+	q := c.q
+	if q.err != nil { // another chain of this queue already failed
+		return Desc{}, false, c.setErr(q.broken())
+	}
+	size := uint32(q.cfg.Size)
+	// At most two rounds: an indirect descriptor, then its first entry.
+	for {
+		if !c.indirect {
+			c.mainReads++
+			if c.mainReads > size {
+				return Desc{}, false, c.fail(fmt.Errorf("%w: head %d, more than %d descriptors", ErrChainTooLong, c.head, size))
+			}
+		}
+		// c.idx < c.entries always holds here (checked where it was set),
+		// and the table was checked to be inside RAM, so this only fails if
+		// guest memory went away.
+		var raw [DescSize]byte
+		if err := q.mem.Read(c.table+DescSize*uint64(c.idx), raw[:]); err != nil {
+			return Desc{}, false, c.fail(fmt.Errorf("%w: descriptor: %w", ErrGuestMemory, err))
+		}
+		// struct virtq_desc { le64 addr; le32 len; le16 flags; le16 next; }
+		addr := binary.LittleEndian.Uint64(raw[0:8])
+		length := binary.LittleEndian.Uint32(raw[8:12])
+		flags := binary.LittleEndian.Uint16(raw[12:14])
+		next := binary.LittleEndian.Uint16(raw[14:16])
+
+		if flags&DescFIndirect != 0 {
+			switch {
+			case c.indirect:
+				return Desc{}, false, c.fail(fmt.Errorf("%w: head %d", ErrNestedIndirect, c.head))
+			case !q.cfg.Indirect:
+				return Desc{}, false, c.fail(fmt.Errorf("%w: head %d", ErrIndirectNotAllowed, c.head))
+			case flags&DescFNext != 0:
+				return Desc{}, false, c.fail(fmt.Errorf("%w: head %d", ErrIndirectNext, c.head))
+			case length == 0 || length%DescSize != 0 || length/DescSize > size:
+				return Desc{}, false, c.fail(fmt.Errorf("%w: head %d, len %d, size %d", ErrIndirectLen, c.head, length, size))
+			case !q.mem.Contains(addr, uint64(length)):
+				return Desc{}, false, c.fail(fmt.Errorf("%w: head %d, indirect table %#x len %#x", ErrBufferOutsideRAM, c.head, addr, length))
+			}
+			c.indirect = true
+			c.table = addr
+			c.entries = length / DescSize
+			c.idx = 0
+			continue
+		}
+
+		c.bufs++
+		if c.bufs > size {
+			return Desc{}, false, c.fail(fmt.Errorf("%w: head %d, more than %d buffers", ErrChainTooLong, c.head, size))
+		}
+		write := flags&DescFWrite != 0
+		if !write && c.seenWrite {
+			return Desc{}, false, c.fail(fmt.Errorf("%w: head %d", ErrDirection, c.head))
+		}
+		c.total += uint64(length) // <= 2^15 * (2^32-1): no overflow
+		if c.total > MaxChainBytes {
+			return Desc{}, false, c.fail(fmt.Errorf("%w: head %d", ErrChainTooLarge, c.head))
+		}
+		if !q.mem.Contains(addr, uint64(length)) {
+			return Desc{}, false, c.fail(fmt.Errorf("%w: head %d, buffer %#x len %#x", ErrBufferOutsideRAM, c.head, addr, length))
+		}
+		if flags&DescFNext != 0 {
+			if uint32(next) >= c.entries {
+				return Desc{}, false, c.fail(fmt.Errorf("%w: head %d, next %d, table entries %d", ErrNextIndex, c.head, next, c.entries))
+			}
+			c.idx = uint32(next)
+		} else {
+			c.done = true
+		}
+		c.seenWrite = c.seenWrite || write
+		return Desc{Addr: addr, Len: length, Write: write}, true, nil
+	}
+}
+
+// fail records a guest violation on the chain and the queue.
+func (c *Chain) fail(err error) error {
+	c.q.fail(err)
+	return c.setErr(err)
+}
+
+func (c *Chain) setErr(err error) error {
+	c.err = err
+	return err
+}
