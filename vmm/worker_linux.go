@@ -27,7 +27,7 @@ type deviceWorker struct {
 	notify   func(queue int)
 	// retry, if set, is called after each batch of notifications and
 	// returns how long until throttled work should be retried (0: none).
-	retry func() time.Duration
+	retry   func() time.Duration
 	done    chan struct{}
 	once    sync.Once
 	started bool // set by start, before the thread exists
