@@ -2,6 +2,7 @@
 //
 //	govmm run [flags]     boot a microVM (the embedded demo guest without --kernel)
 //	govmm mkinitrd        pack a static binary into an initramfs as /init
+//	govmm check [--json]  audit this host against NIST SP 800-125A / BSI SYS.1.5
 //	govmm version         print the version
 //
 // Exit codes of `govmm run` are documented in docs/design.md and pinned in
@@ -26,7 +27,7 @@ import (
 	"github.com/govmm/govmm/vmm"
 )
 
-const usageLine = "usage: govmm run [flags] | govmm mkinitrd -o FILE --init BIN | govmm version   (govmm run -h for flags)"
+const usageLine = "usage: govmm run [flags] | govmm mkinitrd -o FILE --init BIN | govmm check [--json] | govmm version   (govmm run -h for flags)"
 
 // version is set at link time by the Makefile (-X main.version=...).
 var version = "dev"
@@ -48,11 +49,13 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stdout, stderr)
 	case "mkinitrd":
 		return cmdMkinitrd(args[1:], stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usageLine)
 		return 0
 	}
-	fmt.Fprintf(stderr, "govmm: unknown command %q (want run, mkinitrd or version)\n", args[0])
+	fmt.Fprintf(stderr, "govmm: unknown command %q (want run, mkinitrd, check or version)\n", args[0])
 	return vmm.CodeUsage
 }
 
