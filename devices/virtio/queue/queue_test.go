@@ -219,9 +219,9 @@ func TestDirectThenIndirect(t *testing.T) {
 	_, d, q := setup(t, opts{size: 8, indirect: true})
 	table := uint64(indirectBase)
 	must(t, d.WriteDescAt(table, dataBase+0x100, 32, 0, 0))
-	must(t, d.WriteDescAt(table+16, dataBase+0x200, 64, 2|0, 0)) // writable, last
-	must(t, d.WriteDescAt(table, dataBase+0x100, 32, 1, 1))      // readable, next=1
-	must(t, d.WriteDesc(5, dataBase, 16, 1, 6))                  // readable, next=6
+	must(t, d.WriteDescAt(table+16, dataBase+0x200, 64, 2, 0)) // writable, last
+	must(t, d.WriteDescAt(table, dataBase+0x100, 32, 1, 1))    // readable, next=1
+	must(t, d.WriteDesc(5, dataBase, 16, 1, 6))                // readable, next=6
 	// WRITE on the pointer descriptor must be ignored (§2.7.5.3.2).
 	must(t, d.WriteDesc(6, table, 32, 4|2, 0))
 	must(t, d.PushHead(5))
