@@ -117,6 +117,13 @@ func (d *Disk) getID(r *request) (uint8, uint32) {
 func (d *Disk) guestBufs(r *request) error {
 	d.bufs = d.bufs[:0]
 	for _, b := range r.data {
+		// The chain walk already resolved each buffer it returned; a
+		// segment the request parser cut out of one (header or status
+		// sharing a buffer) has its own length and is looked up again.
+		if b.Host != nil && uint64(len(b.Host)) == uint64(b.Len) {
+			d.bufs = append(d.bufs, b.Host)
+			continue
+		}
 		s, err := d.ctx.Mem.Slice(b.Addr, uint64(b.Len))
 		if err != nil {
 			return err

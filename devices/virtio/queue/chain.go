@@ -18,6 +18,11 @@ type Desc struct {
 	Addr  uint64
 	Len   uint32
 	Write bool
+	// Host is the guest RAM behind [Addr, Addr+Len), found while checking
+	// the buffer is inside RAM, so a device need not look it up again. It
+	// is valid only while the device handles this chain (until its next
+	// Pop): no device may keep it across calls.
+	Host []byte
 }
 
 // Chain iterates the buffers of one descriptor chain (§2.7.5 "The Virtqueue
@@ -48,6 +53,7 @@ type Chain struct {
 	head uint16
 
 	table    uint64 // gpa of the table being walked (descriptor table or indirect table)
+	tableMem []byte // host bytes of that table, looked up once per table per chain
 	entries  uint32 // entries in that table
 	idx      uint32 // index of the next descriptor to read in it
 	indirect bool   // walking an indirect table
@@ -99,10 +105,14 @@ func (c *Chain) Next() (d Desc, ok bool, err error) {
 		// c.idx < c.entries always holds here (checked where it was set),
 		// and the table was checked to be inside RAM, so this only fails if
 		// guest memory went away.
-		var raw [DescSize]byte
-		if err := q.mem.Read(c.table+DescSize*uint64(c.idx), raw[:]); err != nil {
-			return Desc{}, false, c.fail(fmt.Errorf("%w: descriptor: %w", ErrGuestMemory, err))
+		if c.tableMem == nil {
+			t, err := q.mem.Slice(c.table, DescSize*uint64(c.entries))
+			if err != nil {
+				return Desc{}, false, c.fail(fmt.Errorf("%w: descriptor table: %w", ErrGuestMemory, err))
+			}
+			c.tableMem = t
 		}
+		raw := c.tableMem[DescSize*uint64(c.idx):][:DescSize]
 		// struct virtq_desc { le64 addr; le32 len; le16 flags; le16 next; }
 		addr := binary.LittleEndian.Uint64(raw[0:8])
 		length := binary.LittleEndian.Uint32(raw[8:12])
@@ -124,6 +134,7 @@ func (c *Chain) Next() (d Desc, ok bool, err error) {
 			}
 			c.indirect = true
 			c.table = addr
+			c.tableMem = nil
 			c.entries = length / DescSize
 			c.idx = 0
 			continue
@@ -141,7 +152,8 @@ func (c *Chain) Next() (d Desc, ok bool, err error) {
 		if c.total > MaxChainBytes {
 			return Desc{}, false, c.fail(fmt.Errorf("%w: head %d", ErrChainTooLarge, c.head))
 		}
-		if !q.mem.Contains(addr, uint64(length)) {
+		host, err := q.mem.Slice(addr, uint64(length))
+		if err != nil {
 			return Desc{}, false, c.fail(fmt.Errorf("%w: head %d, buffer %#x len %#x", ErrBufferOutsideRAM, c.head, addr, length))
 		}
 		if flags&DescFNext != 0 {
@@ -153,7 +165,7 @@ func (c *Chain) Next() (d Desc, ok bool, err error) {
 			c.done = true
 		}
 		c.seenWrite = c.seenWrite || write
-		return Desc{Addr: addr, Len: length, Write: write}, true, nil
+		return Desc{Addr: addr, Len: length, Write: write, Host: host}, true, nil
 	}
 }
 
