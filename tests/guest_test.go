@@ -58,15 +58,21 @@ func TestMemtestGuest(t *testing.T) {
 	}
 }
 
-// expectedMemmap renders boot.MemoryMap for a guest of the given size in
-// the memtest program's line format.
-func expectedMemmap(t *testing.T, size uint64) []string {
+// memoryMapFor is the map govmm gives a guest of size bytes of RAM, for
+// both PVH (memmap) and Linux (e820).
+func memoryMapFor(t *testing.T, size uint64) []boot.MemmapEntry {
+	t.Helper()
 	ranges, err := memory.RAMRanges(size)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return boot.MemoryMapFor(ranges)
+}
+
+// expectedMemmap renders that map in the memtest program's line format.
+func expectedMemmap(t *testing.T, size uint64) []string {
 	var lines []string
-	for _, e := range boot.MemoryMapFor(ranges) {
+	for _, e := range memoryMapFor(t, size) {
 		lines = append(lines, fmt.Sprintf("memmap: %016x-%016x %d", e.Addr, e.Addr+e.Size, e.Type))
 	}
 	return lines

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/govmm/govmm/memory"
 	"github.com/govmm/govmm/vmm"
 	"github.com/govmm/govmm/vmm/boot"
 )
@@ -57,12 +56,8 @@ func hardwareVirt(t *testing.T) bool {
 // expectedE820 renders the map govmm builds for size bytes as Linux prints
 // it ("BIOS-e820: [mem 0x...-0x...] usable", inclusive end).
 func expectedE820(t *testing.T, size uint64) []string {
-	ranges, err := memory.RAMRanges(size)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var lines []string
-	for _, e := range boot.MemoryMapFor(ranges) {
+	for _, e := range memoryMapFor(t, size) {
 		kind := "reserved"
 		if e.Type == boot.MemmapRAM {
 			kind = "usable"

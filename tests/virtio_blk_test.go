@@ -31,7 +31,7 @@ func makeImage(t *testing.T, n int) string {
 	return p
 }
 
-// sectorPattern is what sector s must hold after the guest's writes.
+// checkSectors fails unless sectors from..to of img hold want(s, i).
 func checkSectors(t *testing.T, img []byte, from, to int, want func(s, i int) byte) {
 	t.Helper()
 	for s := from; s <= to; s++ {
@@ -175,8 +175,7 @@ func TestVirtioBlkBadDisks(t *testing.T) {
 		})
 	}
 	// Two VMs may not open one image writable: the second is refused.
-	cmd, out, _ := startGovmm(t, "run", "--kernel", Guest(t, "vblk"), "--disk", "path="+img, "--cmdline", "console=ttyS0 vblk.durable=1")
-	_ = cmd
+	_, out, _ := startGovmm(t, "run", "--kernel", Guest(t, "vblk"), "--disk", "path="+img, "--cmdline", "console=ttyS0 vblk.durable=1")
 	waitFor(t, out, "vblk: durable-flushed", time.Minute)
 	r := Run(t, 30*time.Second, "run", "--kernel", Guest(t, "hello"), "--disk", "path="+img)
 	requireOneLineError(t, r, vmm.CodeUsage, "in use")

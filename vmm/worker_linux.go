@@ -109,7 +109,9 @@ func (w *deviceWorker) loop() {
 		timeout = -1
 		if n == 0 && w.retry != nil {
 			// The retry timer fired: let the device resume throttled work.
-			for q := range w.queueSet() {
+			// Each ioeventfd is one queue (addQueue), so this notifies
+			// every queue once, without building a set per retry.
+			for _, q := range w.queueFDs {
 				w.notify(q)
 			}
 		}
@@ -119,14 +121,6 @@ func (w *deviceWorker) loop() {
 			}
 		}
 	}
-}
-
-func (w *deviceWorker) queueSet() map[int]struct{} {
-	s := map[int]struct{}{}
-	for _, q := range w.queueFDs {
-		s[q] = struct{}{}
-	}
-	return s
 }
 
 // stop ends the thread and waits for it.

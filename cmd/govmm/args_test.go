@@ -80,3 +80,30 @@ func FuzzParseSize(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseConsole: any --console value is refused with an error or maps
+// to exactly one of the three kinds, a file kind always with a NUL-free,
+// non-empty path.
+func FuzzParseConsole(f *testing.F) {
+	for _, s := range []string{"stdout", "off", "file:/tmp/c.log", "file:", "file:a\x00b", "tty", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := parseConsole(s)
+		if err != nil {
+			return
+		}
+		switch c.kind {
+		case "stdout", "off":
+			if c.path != "" || s != c.kind {
+				t.Fatalf("parseConsole(%q) = %+v", s, c)
+			}
+		case "file":
+			if c.path == "" || strings.IndexByte(c.path, 0) >= 0 || s != "file:"+c.path {
+				t.Fatalf("parseConsole(%q) = %+v", s, c)
+			}
+		default:
+			t.Fatalf("parseConsole(%q) = unknown kind %q", s, c.kind)
+		}
+	})
+}

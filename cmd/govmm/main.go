@@ -157,7 +157,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			cfg.Cmdline = vmm.DefaultCmdline + " govmm.demo=1"
 		}
 	} else {
-		b, err := readImage(*kernel)
+		b, err := readFile("--kernel", *kernel)
 		if err != nil {
 			return fail(stderr, vmm.CodeUsage, err)
 		}
@@ -224,8 +224,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // maxImageSize bounds how much of a kernel file we read into memory: far
 // above any real kernel, far below what could exhaust the host.
 const maxImageSize = 512 << 20
-
-func readImage(path string) ([]byte, error) { return readFile("--kernel", path) }
 
 // readFile reads a kernel or initrd named by flag, bounded by maxImageSize.
 func readFile(flag, path string) ([]byte, error) {

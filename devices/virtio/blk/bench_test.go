@@ -96,13 +96,7 @@ func BenchmarkBlk(b *testing.B) {
 func benchDeviceReusedChain(b *testing.B, path string, bc benchCase) {
 	r := newRig(b, path, Options{}, rigOpts{eventIdx: true, indirect: true})
 	offs := benchOffsets(uint64(bc.size)/SectorSize, bc.random)
-	hdr := r.header(bc.typ, 0)
-	bufs := []virtiotest.Buf{hdr}
-	for range bc.segs {
-		bufs = append(bufs, r.buf(bc.size/uint32(bc.segs), bc.typ == TypeIn))
-	}
-	bufs = append(bufs, r.status())
-	st := bufs[len(bufs)-1]
+	hdr, bufs, st := benchRequest(r, bc)
 	head, err := r.drv.AddChain(bufs, false)
 	if err != nil {
 		b.Fatal(err)
@@ -179,16 +173,22 @@ func benchRawVectored(b *testing.B, path string, bc benchCase) {
 	}
 }
 
-func benchDevice(b *testing.B, path string, bc benchCase) {
-	r := newRig(b, path, Options{}, rigOpts{eventIdx: true, indirect: true})
-	offs := benchOffsets(uint64(bc.size)/SectorSize, bc.random)
-	hdr := r.header(bc.typ, 0)
-	bufs := []virtiotest.Buf{hdr}
+// benchRequest lays out one request of bc's shape in the rig's RAM: the
+// header, bc.segs data buffers and the status byte.
+func benchRequest(r *rig, bc benchCase) (hdr virtiotest.Buf, bufs []virtiotest.Buf, st virtiotest.Buf) {
+	hdr = r.header(bc.typ, 0)
+	bufs = []virtiotest.Buf{hdr}
 	for range bc.segs {
 		bufs = append(bufs, r.buf(bc.size/uint32(bc.segs), bc.typ == TypeIn))
 	}
-	bufs = append(bufs, r.status())
-	st := bufs[len(bufs)-1]
+	st = r.status()
+	return hdr, append(bufs, st), st
+}
+
+func benchDevice(b *testing.B, path string, bc benchCase) {
+	r := newRig(b, path, Options{}, rigOpts{eventIdx: true, indirect: true})
+	offs := benchOffsets(uint64(bc.size)/SectorSize, bc.random)
+	hdr, bufs, st := benchRequest(r, bc)
 	b.SetBytes(int64(bc.size))
 	b.ReportAllocs()
 	i := 0
