@@ -65,6 +65,9 @@ type Config struct {
 	HostCPUModel bool
 	// KVMPath is the KVM device, "/dev/kvm" when empty.
 	KVMPath string
+	// Hooks, when set, confine the VM's threads before the guest runs
+	// (see ThreadHooks). Nil runs unconfined, as tests and fuzzers do.
+	Hooks ThreadHooks
 }
 
 // Validate checks the configuration and returns an error wrapping ErrConfig

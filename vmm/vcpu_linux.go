@@ -213,13 +213,17 @@ func (v *VM) setupLinuxCPU(k *kvm.VCPU) error {
 
 // loop is the vCPU thread. It is locked to its OS thread because KVM ties a
 // vCPU to the thread that runs it (and kick needs a stable tid).
-func (c *vcpu) loop(v *VM) {
+func (c *vcpu) loop(v *VM, gate *startGate) {
 	runtime.LockOSThread()
 	// Deliberately never unlocked: if this goroutine exits with the
 	// thread still locked, the runtime kills the thread instead of
 	// reusing it, so no other goroutine inherits vCPU-specific state
-	// (and later, its seccomp filter).
-	c.tid.Store(int32(unix.Gettid()))
+	// or the vCPU seccomp filter.
+	tid := unix.Gettid()
+	c.tid.Store(int32(tid))
+	if !gate.park(v, Thread{Class: ThreadVCPU, Index: c.id, Name: fmt.Sprintf("vcpu%d", c.id), TID: tid}) {
+		return
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			v.end(Exit{Reason: ExitError, VCPU: c.id,

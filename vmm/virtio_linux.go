@@ -107,9 +107,11 @@ func (v *VM) virtioCmdline() string {
 	return b.String()
 }
 
-func (v *VM) startVirtio() {
-	for _, d := range v.virtio {
-		d.worker.start()
+func (v *VM) startVirtio(gate *startGate) {
+	for i, d := range v.virtio {
+		d.worker.start(func(tid int) bool {
+			return gate.park(v, Thread{Class: ThreadDevice, Index: i, Name: d.name, TID: tid})
+		})
 	}
 }
 

@@ -273,28 +273,37 @@ func (v *VM) loadKernel(pvh *boot.PVHImage) error {
 // Memory returns the guest's RAM (for tests and embedders).
 func (v *VM) Memory() *memory.Guest { return v.mem }
 
-// Start launches the vCPU threads. It may be called once.
+// ErrAlreadyStarted is returned by a second Start.
+var ErrAlreadyStarted = errors.New("vmm: VM already started")
+
+// Start launches the device worker and vCPU threads, parks them before
+// their first work, runs Config.Hooks.BeforeGuest and lets them go (each
+// through Config.Hooks.EnterThread). It may be called once. An error from
+// the hooks ends the VM before the guest runs; Wait still reports it.
 func (v *VM) Start() error {
 	if !v.started.CompareAndSwap(false, true) {
-		return errors.New("vmm: VM already started")
+		return ErrAlreadyStarted
 	}
 	if v.cfg.ConsoleInput != nil {
 		go v.pumpInput(v.cfg.ConsoleInput)
 	}
-	v.startVirtio()
+	gate := newStartGate(len(v.vcpus) + len(v.virtio))
+	v.startVirtio(gate)
 	var wg sync.WaitGroup
 	for _, c := range v.vcpus {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.loop(v)
+			c.loop(v, gate)
 		}()
 	}
 	go func() {
 		wg.Wait()
 		close(v.done)
 	}()
-	return nil
+	// Returns only once every thread is confined (or the VM has ended
+	// because confinement failed, which Wait then reports).
+	return gate.release(v)
 }
 
 // pumpInput copies host input to the UART. It ends with the reader; it
@@ -346,9 +355,13 @@ func (v *VM) Wait() Exit {
 }
 
 // Run starts the VM and waits for it.
+// If confinement fails, the error is returned with the VM's ending.
 func (v *VM) Run() (Exit, error) {
 	if err := v.Start(); err != nil {
-		return Exit{}, err
+		if errors.Is(err, ErrAlreadyStarted) {
+			return Exit{}, err
+		}
+		return v.Wait(), err
 	}
 	return v.Wait(), nil
 }

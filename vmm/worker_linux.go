@@ -75,14 +75,20 @@ func (w *deviceWorker) addQueue(q int) (int, error) {
 	return fd, nil
 }
 
-func (w *deviceWorker) start() {
+// start launches the worker thread. park is called on that thread once it
+// is locked and must return true before the worker serves anything (it is
+// where the thread is confined).
+func (w *deviceWorker) start(park func(tid int) bool) {
 	w.started = true
-	go w.loop()
+	go w.loop(park)
 }
 
-func (w *deviceWorker) loop() {
+func (w *deviceWorker) loop(park func(tid int) bool) {
 	runtime.LockOSThread() // never unlocked: see vcpu.loop
 	defer close(w.done)
+	if !park(unix.Gettid()) {
+		return
+	}
 	events := make([]unix.EpollEvent, 8)
 	var buf [8]byte
 	timeout := -1
