@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "landlock" {
 		os.Exit(landlockChild())
 	}
+	if os.Getenv(helperEnv) == "landlock-exec" {
+		os.Exit(landlockExecChild())
+	}
 	if os.Getenv(helperEnv) == "landlock-all" {
 		os.Exit(landlockAllThreadsChild())
 	}
