@@ -11,6 +11,7 @@ import (
 	"github.com/govmm/govmm/devices/virtio/mmio"
 	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/memory"
+	"github.com/govmm/govmm/vmm/x86"
 )
 
 // virtioIRQs are the GSIs handed to virtio-mmio devices, in order. They
@@ -99,12 +100,51 @@ func (v *VM) setupVirtio() error {
 // virtio_mmio.device=<size>@<base>:<irq> per device, which Linux's
 // virtio_mmio driver (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES) and our guest
 // programs parse.
+//
+// The same devices are also in the ACPI DSDT (virtioACPI, LNRO0005
+// devices), and both stay, because each serves kernels the other cannot:
+//
+//   - The command line is the only way for kernels without ACPI (our
+//     guest kernel, guest/kernel/govmm.config, has CONFIG_ACPI off and
+//     CONFIG_X86_MPPARSE on), for acpi=off, and for the PVH test programs.
+//     Their IRQ is the bare number, which the MP table's identity ISA
+//     routing maps (hence GSIs below 16).
+//   - The DSDT is the only way for a stock ACPI kernel: Debian's cloud
+//     kernel (6.1, CONFIG_ACPI=y) builds virtio_mmio without
+//     CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES, so it ignores the command-line
+//     entries; and an ACPI kernel that does parse them could not use their
+//     IRQ, because in HW-reduced mode Linux maps no ISA IRQ numbers (see
+//     x86's dsdtAML), only GSIs a _CRS names.
+//
+// A kernel with ACPI and CMDLINE_DEVICES sees each device twice; Linux does
+// not de-duplicate, but the outcome is fixed: the ACPI scan
+// (subsys_initcall) registers the LNRO0005 platform device before the
+// command-line parameters are applied (device initcall level, or module
+// load), so the ACPI one probes first and claims the window, and the
+// command-line duplicate's probe fails with -EBUSY (devm_ioremap_resource:
+// "can't request region"): two warnings in dmesg, nothing else. That is
+// what Firecracker ships (docs/kernel-policy.md, "Caveats": devices are
+// passed "twice, once through ACPI and a second time via kernel command
+// line ... the devices will work correctly"). QEMU's microvm writes one
+// or the other instead (command line only with acpi=off), but it has a
+// machine option to choose by; govmm cannot tell from a bzImage whether
+// its kernel has ACPI.
 func (v *VM) virtioCmdline() string {
 	var b strings.Builder
 	for _, d := range v.virtio {
 		fmt.Fprintf(&b, " virtio_mmio.device=4K@%#x:%d", d.base, d.irq)
 	}
 	return b.String()
+}
+
+// virtioACPI describes the devices for the ACPI DSDT: window and GSI, in
+// allocation order (device i is --disk i).
+func (v *VM) virtioACPI() []x86.VirtioMMIO {
+	out := make([]x86.VirtioMMIO, 0, len(v.virtio))
+	for _, d := range v.virtio {
+		out = append(out, x86.VirtioMMIO{Base: d.base, Size: memory.VirtioMMIOSize, GSI: d.irq})
+	}
+	return out
 }
 
 func (v *VM) startVirtio(gate *startGate) {

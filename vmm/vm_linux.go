@@ -252,9 +252,11 @@ func (v *VM) loadKernel(pvh *boot.PVHImage) error {
 		}
 		// The same machine as ACPI tables: kernels built without
 		// CONFIG_X86_MPPARSE (Debian's cloud kernel among them) learn
-		// their CPUs only from the MADT. Linux finds the RSDP by scanning
-		// the BIOS area, so neither boot path needs to pass its address.
-		if _, err := x86.WriteACPITables(v.mem, v.cfg.CPUs); err != nil {
+		// their CPUs only from the MADT, and their virtio-mmio devices
+		// only from the DSDT (see virtioCmdline). Linux finds the RSDP by
+		// scanning the BIOS area, so neither boot path needs to pass its
+		// address.
+		if _, err := x86.WriteACPITables(v.mem, v.cfg.CPUs, v.virtioACPI()); err != nil {
 			return err
 		}
 	}

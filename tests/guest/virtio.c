@@ -439,13 +439,13 @@ static void set_desc(volatile struct virtq_desc *t, unsigned i, uint64_t addr, u
 	t[i].next = next;
 }
 
-int vblk_request(struct vdev *d, uint32_t type, uint64_t sector, void *data, uint32_t len,
-		 bool dev_writes, bool indirect, uint32_t *used_len)
+uint32_t vblk_submit(struct vdev *d, uint32_t type, uint64_t sector, void *data, uint32_t len,
+		     bool dev_writes, bool indirect)
 {
 	struct virtio_blk_req_hdr *h = (struct virtio_blk_req_hdr *)d->mem->s.hdr;
 	volatile uint8_t *st = d->mem->s.status;
 	volatile struct virtq_desc *t = indirect ? d->mem->s.ind : d->desc;
-	uint32_t writable = 1, id = 0, ulen = 0;
+	uint32_t writable = 1;
 	unsigned n = 0;
 
 	if (indirect && !(d->features & VBIT(VIRTIO_F_INDIRECT_DESC)))
@@ -471,6 +471,15 @@ int vblk_request(struct vdev *d, uint32_t type, uint64_t sector, void *data, uin
 			 VIRTQ_DESC_F_INDIRECT, 0);
 
 	vq_publish(d, 0);
+	return writable;
+}
+
+int vblk_request(struct vdev *d, uint32_t type, uint64_t sector, void *data, uint32_t len,
+		 bool dev_writes, bool indirect, uint32_t *used_len)
+{
+	volatile uint8_t *st = d->mem->s.status;
+	uint32_t id = 0, ulen = 0;
+	uint32_t writable = vblk_submit(d, type, sector, data, len, dev_writes, indirect);
 	int r = vq_wait(d, &id, &ulen);
 	if (used_len)
 		*used_len = ulen;

@@ -293,6 +293,20 @@ uint64_t vblk_want(const char *cmdline);
 int vblk_request(struct vdev *d, uint32_t type, uint64_t sector, void *data, uint32_t len,
 		 bool dev_writes, bool indirect, uint32_t *used_len);
 
+/* The first half of vblk_request: builds the same chain and publishes it
+ * (vq_publish), without waiting.  Returns the number of device-writable
+ * bytes in the chain (the most a correct used len can be).  For drivers
+ * that wait for the completion some other way (an interrupt). */
+uint32_t vblk_submit(struct vdev *d, uint32_t type, uint64_t sector, void *data, uint32_t len,
+		     bool dev_writes, bool indirect);
+
+/* used_event, the driver's "interrupt me when used idx passes this" index
+ * behind the avail ring (§2.7.10, meaningful with EVENT_IDX). */
+static inline volatile uint16_t *vq_used_event(const struct vdev *d)
+{
+	return (volatile uint16_t *)((uintptr_t)d->avail + 4 + 2u * d->qsize);
+}
+
 /* Convenience: capacity in 512-byte sectors (config offset 0). */
 static inline uint64_t vblk_capacity(const struct vdev *d)
 {

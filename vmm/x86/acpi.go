@@ -152,8 +152,9 @@ type acpiLayout struct {
 func alignUp(n, a int) int { return (n + a - 1) / a * a }
 
 // acpiTablesLayout places the RSDP first (at memory.ACPIAddr, where the
-// scan starts) and the tables behind it.
-func acpiTablesLayout(numCPUs int) acpiLayout {
+// scan starts) and the tables behind it; dsdtBody is the length of the
+// DSDT's AML.
+func acpiTablesLayout(numCPUs, dsdtBody int) acpiLayout {
 	var l acpiLayout
 	next := func(size int) int {
 		off := alignUp(l.size, acpiTableAlign)
@@ -164,7 +165,7 @@ func acpiTablesLayout(numCPUs int) acpiLayout {
 	l.xsdt = next(acpiHeaderSize + 8*2) // FADT, MADT
 	l.rsdt = next(acpiHeaderSize + 4*2)
 	l.fadt = next(fadtSize)
-	l.dsdtSize = acpiHeaderSize + len(dsdtAML)
+	l.dsdtSize = acpiHeaderSize + dsdtBody
 	l.dsdt = next(l.dsdtSize)
 	l.madtSize = madtHeaderSize + numCPUs*madtLAPICSize + madtIOAPICSize + madtLAPICNMISize
 	l.madt = next(l.madtSize)
@@ -176,25 +177,107 @@ func acpiTablesLayout(numCPUs int) acpiLayout {
 const _ = uint32(memory.ACPIAddr + memory.ACPIMax - 1)
 
 // ACPITablesSize reports how many bytes WriteACPITables writes at
-// memory.ACPIAddr for numCPUs processors, or an error if numCPUs is out of
-// range or the tables would not fit in memory.ACPIMax.
-func ACPITablesSize(numCPUs int) (int, error) {
+// memory.ACPIAddr for numCPUs processors and the virtio-mmio devices
+// virtio, or an error if numCPUs is out of range, a device cannot be
+// described (ErrBadVirtioMMIO) or the tables would not fit in
+// memory.ACPIMax.
+func ACPITablesSize(numCPUs int, virtio []VirtioMMIO) (int, error) {
+	l, _, err := acpiPlan(numCPUs, virtio)
+	return l.size, err
+}
+
+// acpiPlan validates the inputs and lays the tables out around the DSDT's
+// AML, which it returns.
+func acpiPlan(numCPUs int, virtio []VirtioMMIO) (acpiLayout, []byte, error) {
 	if numCPUs < 1 || numCPUs > MaxVCPUs {
-		return 0, fmt.Errorf("%w: %d vCPUs, want 1..%d", ErrBadCPUCount, numCPUs, MaxVCPUs)
+		return acpiLayout{}, nil, fmt.Errorf("%w: %d vCPUs, want 1..%d", ErrBadCPUCount, numCPUs, MaxVCPUs)
 	}
-	n := acpiTablesLayout(numCPUs).size
-	if n > memory.ACPIMax {
-		// Cannot happen with today's constants (254 CPUs need under 3 KiB);
-		// the check keeps a future change of MaxVCPUs or the layout honest.
-		return 0, fmt.Errorf("x86: ACPI tables for %d vCPUs need %d bytes, %d reserved", numCPUs, n, memory.ACPIMax)
+	if err := checkVirtioMMIO(virtio); err != nil {
+		return acpiLayout{}, nil, err
 	}
-	return n, nil
+	aml := dsdtAML(virtio)
+	l := acpiTablesLayout(numCPUs, len(aml))
+	if l.size > memory.ACPIMax {
+		// Cannot happen with today's constants (254 CPUs and the most
+		// devices checkVirtioMMIO allows need under 5 KiB); the check
+		// keeps a future change of MaxVCPUs or the layout honest.
+		return acpiLayout{}, nil, fmt.Errorf("x86: ACPI tables for %d vCPUs and %d virtio-mmio devices need %d bytes, %d reserved",
+			numCPUs, len(virtio), l.size, memory.ACPIMax)
+	}
+	return l, aml, nil
+}
+
+// VirtioMMIO is one virtio-mmio transport as the DSDT describes it: its
+// register window and the GSI its interrupt arrives on.
+type VirtioMMIO struct {
+	Base uint64 // guest-physical start of the register window
+	Size uint64 // window length in bytes
+	// GSI is the I/O APIC input the device signals. The description says
+	// edge-triggered, active high: the VMM raises it through a KVM irqfd
+	// without a resample fd, and KVM injects that as a pulse (line high,
+	// then low at once), an edge. A level-triggered pin would be wrong
+	// for it: a pulse that came while the previous interrupt was still
+	// unacknowledged (remote IRR set) would be lost, because the line is
+	// low again by the EOI.
+	GSI uint32
+}
+
+// ErrBadVirtioMMIO reports a virtio-mmio device the ACPI tables cannot
+// describe: a window outside the 32-bit MMIO hole or overlapping another,
+// or a GSI that is not an I/O APIC pin, is taken, or is used twice.
+var ErrBadVirtioMMIO = errors.New("x86: virtio-mmio device cannot be described in ACPI")
+
+// IOAPICPins is how many inputs KVM's in-kernel I/O APIC has
+// (KVM_IOAPIC_NUM_PINS), GSIs 0..23 as the MADT describes them.
+const IOAPICPins = 24
+
+// MaxVirtioMMIO bounds the device list: names VR00..VR99.
+const MaxVirtioMMIO = 100
+
+// reservedGSI are the pins a virtio-mmio device may not have: the PIT (0),
+// the 8259 cascade (2), COM1, the RTC and the SCI named in the FADT.
+var reservedGSI = map[uint32]string{
+	0: "the PIT", 2: "the 8259 cascade", devices.SerialCOM1IRQ: "COM1", rtcIRQ: "the RTC", SCIGSI: "the SCI",
+}
+
+func checkVirtioMMIO(virtio []VirtioMMIO) error {
+	if len(virtio) > MaxVirtioMMIO {
+		return fmt.Errorf("%w: %d devices, at most %d", ErrBadVirtioMMIO, len(virtio), MaxVirtioMMIO)
+	}
+	gsis := map[uint32]int{}
+	for i, d := range virtio {
+		// Memory32Fixed: the window lies below 4 GiB, and in the MMIO
+		// hole, where nothing is RAM. Overflow-safe: Base is checked
+		// against the hole before Size is subtracted from its end.
+		if d.Size == 0 || d.Base < memory.MMIOHoleStart || d.Base >= memory.MMIOHoleEnd ||
+			d.Size > memory.MMIOHoleEnd-d.Base {
+			return fmt.Errorf("%w: device %d: window %#x+%#x is not inside the MMIO hole [%#x, %#x)",
+				ErrBadVirtioMMIO, i, d.Base, d.Size, uint64(memory.MMIOHoleStart), uint64(memory.MMIOHoleEnd))
+		}
+		for j, o := range virtio[:i] {
+			if d.Base < o.Base+o.Size && o.Base < d.Base+d.Size {
+				return fmt.Errorf("%w: device %d: window %#x+%#x overlaps device %d's", ErrBadVirtioMMIO, i, d.Base, d.Size, j)
+			}
+		}
+		if d.GSI >= IOAPICPins {
+			return fmt.Errorf("%w: device %d: GSI %d is not an I/O APIC pin (0..%d)", ErrBadVirtioMMIO, i, d.GSI, IOAPICPins-1)
+		}
+		if what, ok := reservedGSI[d.GSI]; ok {
+			return fmt.Errorf("%w: device %d: GSI %d belongs to %s", ErrBadVirtioMMIO, i, d.GSI, what)
+		}
+		if j, ok := gsis[d.GSI]; ok {
+			return fmt.Errorf("%w: devices %d and %d both use GSI %d", ErrBadVirtioMMIO, j, i, d.GSI)
+		}
+		gsis[d.GSI] = i
+	}
+	return nil
 }
 
 // WriteACPITables writes a minimal HW-reduced ACPI 6.3 table set at
 // memory.ACPIAddr: an RSDP, an XSDT and an RSDT listing the FADT and the
 // MADT, a FADT pointing at the DSDT, a DSDT naming COM1 and the CMOS RTC
-// with their IRQs (see dsdtAML for why), and a MADT describing numCPUs
+// with their IRQs and each virtio-mmio device of virtio, in order, with
+// its window and GSI (see dsdtAML for why), and a MADT describing numCPUs
 // processors (APIC IDs and ACPI processor UIDs 0..numCPUs-1, all enabled),
 // one I/O APIC (ID numCPUs at memory.IOAPICBase, GSIs from 0) and the NMI
 // on LINT1 of every local APIC. It returns the RSDP's guest-physical
@@ -217,16 +300,15 @@ func ACPITablesSize(numCPUs int) (int, error) {
 //
 // Everything is built in one buffer and written with one bounds-checked
 // write, so an error leaves guest RAM untouched.
-func WriteACPITables(mem *memory.Guest, numCPUs int) (rsdp uint64, err error) {
+func WriteACPITables(mem *memory.Guest, numCPUs int, virtio []VirtioMMIO) (rsdp uint64, err error) {
 	if mem == nil {
 		return 0, errors.New("x86: WriteACPITables: nil guest memory")
 	}
-	size, err := ACPITablesSize(numCPUs)
+	l, aml, err := acpiPlan(numCPUs, virtio)
 	if err != nil {
 		return 0, err
 	}
-	l := acpiTablesLayout(numCPUs)
-	b := make([]byte, size)
+	b := make([]byte, l.size)
 	le := binary.LittleEndian
 	const base = memory.ACPIAddr
 	addr := func(off int) uint64 { return base + uint64(off) }
@@ -276,7 +358,7 @@ func WriteACPITables(mem *memory.Guest, numCPUs int) (rsdp uint64, err error) {
 	// DSDT (5.2.11.1).
 	dsdt := b[l.dsdt : l.dsdt+l.dsdtSize]
 	putACPIHeader(dsdt, "DSDT", dsdtRevision)
-	copy(dsdt[acpiHeaderSize:], dsdtAML)
+	copy(dsdt[acpiHeaderSize:], aml)
 	sealACPITable(dsdt)
 
 	// FADT (5.2.9). Everything not set is zero: no FACS (optional on
@@ -356,59 +438,102 @@ func putACPIHeader(t []byte, sig string, rev byte) {
 func sealACPITable(t []byte) { t[9] = checksum(t) }
 
 // dsdtAML is the DSDT's definition block: the legacy ISA devices that raise
-// interrupts, described so the OS can map their IRQs.
+// interrupts and the virtio-mmio devices, described so the OS can map their
+// interrupts.
 //
 // HW-reduced ACPI costs the OS its legacy interrupt assumptions: Linux
 // (acpi_generic_reduced_hw_init) then runs with no legacy PIC, so
 // nr_legacy_irqs() is 0, the I/O APIC's interrupt domain is dynamic and
 // no ISA IRQ is identity-mapped to a GSI (mp_config_acpi_legacy_irqs maps
 // none). A driver that asks for a hard-wired IRQ number, such as the 8250
-// legacy port table's IRQ 4 or the rtc_cmos platform device's IRQ 8, finds
-// no such interrupt (request_irq fails with -EINVAL, and opening ttyS0 with
-// it). A device in the namespace with the IRQ in its _CRS is mapped
-// instead: PNPACPI registers the GSI (acpi_register_gsi) and the driver
-// (8250_pnp, rtc-cmos) gets a working IRQ. So:
+// legacy port table's IRQ 4, the rtc_cmos platform device's IRQ 8 or a
+// virtio_mmio.device=...:<irq> command-line device, finds no such
+// interrupt (request_irq fails with -EINVAL, and opening ttyS0 with it). A
+// device in the namespace with the interrupt in its _CRS is mapped
+// instead: the ACPI scan registers the GSI (acpi_register_gsi, with the
+// trigger and polarity the descriptor gives) and the driver (8250_pnp,
+// rtc-cmos, virtio_mmio) gets a working IRQ. So:
 //
 //	Scope (\_SB) {
 //	  Device (COM1) { _HID PNP0501, _UID 1,
 //	                  _CRS { IO 0x3F8-0x3FF, IRQ 4 edge active-high } }
 //	  Device (RTC)  { _HID PNP0B00,
 //	                  _CRS { IO 0x70-0x71, IRQ 8 edge active-high } }
+//	  Device (VR00) { _HID "LNRO0005", _UID 0,             // one per device
+//	                  _CRS { Memory32Fixed (ReadWrite, Base, Size),
+//	                         Interrupt (ResourceConsumer, Edge, ActiveHigh,
+//	                                    Exclusive) { GSI } } }
 //	}
 //
+// LNRO0005 is the ACPI ID Linux's virtio_mmio driver matches
+// (virtio_mmio_acpi_match; FreeBSD's and NetBSD's virtio-mmio drivers
+// match it too); QEMU (virtio_acpi_dsdt_add) and Firecracker
+// (add_virtio_aml) describe their virtio-mmio devices the same way. The
+// interrupt is an Extended Interrupt descriptor, not the small IRQ one:
+// Linux takes its trigger and polarity as given, without the legacy-IRQ
+// override logic, and it can carry any GSI. The devices come in the
+// VMM's order, which is the order Linux's ACPI scan creates their platform
+// devices and virtio_mmio probes them, so the first --disk becomes vda.
+// No _CCA: x86 Linux assumes DMA is coherent without one
+// (ACPI_CCA_REQUIRED is an arm64 option). No _STA: the devices are always
+// present. The VMM also names the devices on the kernel command line; why
+// both, see vmm's virtioCmdline.
+//
 // The i8042 is deliberately absent (see IAPC_BOOT_ARCH's 8042 bit above).
-var dsdtAML = amlScope(`\_SB_`,
-	amlDevice("COM1",
-		amlName("_HID", amlEISAID("PNP0501")),
-		amlName("_UID", []byte{amlOneOp}),
-		amlName("_CRS", amlResources(
-			amlIOPort(devices.SerialCOM1Port, devices.SerialPorts),
-			amlIRQ(devices.SerialCOM1IRQ),
-		)),
-	),
-	amlDevice("RTC_",
-		amlName("_HID", amlEISAID("PNP0B00")),
-		amlName("_CRS", amlResources(
-			amlIOPort(devices.CMOSIndexPort, 2), // index and data port
-			amlIRQ(rtcIRQ),
-		)),
-	),
-)
+func dsdtAML(virtio []VirtioMMIO) []byte {
+	devs := [][]byte{
+		amlDevice("COM1",
+			amlName("_HID", amlEISAID("PNP0501")),
+			amlName("_UID", []byte{amlOneOp}),
+			amlName("_CRS", amlResources(
+				amlIOPort(devices.SerialCOM1Port, devices.SerialPorts),
+				amlIRQ(devices.SerialCOM1IRQ),
+			)),
+		),
+		amlDevice("RTC_",
+			amlName("_HID", amlEISAID("PNP0B00")),
+			amlName("_CRS", amlResources(
+				amlIOPort(devices.CMOSIndexPort, 2), // index and data port
+				amlIRQ(rtcIRQ),
+			)),
+		),
+	}
+	for i, d := range virtio {
+		devs = append(devs, amlDevice(fmt.Sprintf("VR%02d", i),
+			amlName("_HID", amlString(virtioMMIOHID)),
+			amlName("_UID", amlInteger(uint64(i))),
+			amlName("_CRS", amlResources(
+				amlMemory32Fixed(uint32(d.Base), uint32(d.Size)),
+				amlExtInterrupt(d.GSI),
+			)),
+		))
+	}
+	return amlScope(`\_SB_`, devs...)
+}
+
+// virtioMMIOHID is the ACPI hardware ID of a virtio-mmio transport
+// (Linaro's "LNRO" vendor prefix, device 0005).
+const virtioMMIOHID = "LNRO0005"
 
 // rtcIRQ is the MC146818's ISA IRQ. devices.CMOS never raises it (Linux's
 // rtc-cmos works without it), but rtc-cmos requests it at probe and fails
 // the probe if it cannot have it.
 const rtcIRQ = 8
 
-// AML encoding (ACPI 6.3, chapter 20) and small resource descriptors
-// (6.4.2). Only what dsdtAML needs; names and values are constants of this
-// file, so the encoders check nothing at run time, and the test decodes
-// the result independently.
+// AML encoding (ACPI 6.3, chapter 20) and resource descriptors (6.4.2
+// small, 6.4.3 large). Only what dsdtAML needs; names are constants of
+// this file and values are checked before (checkVirtioMMIO), so the
+// encoders check nothing at run time, and the test decodes the result
+// independently.
 const (
+	amlZeroOp      = 0x00
 	amlOneOp       = 0x01
 	amlNameOp      = 0x08
 	amlByteConst   = 0x0A
+	amlWordConst   = 0x0B
 	amlDWordConst  = 0x0C
+	amlStringOp    = 0x0D
+	amlQWordConst  = 0x0E
 	amlScopeOp     = 0x10
 	amlBufferOp    = 0x11
 	amlExtOpPrefix = 0x5B
@@ -418,6 +543,16 @@ const (
 	resIODecode = 0x01 // 16-bit address decode
 	resIRQ      = 0x22 // small item 0x04, 2 bytes: high-true, edge, exclusive
 	resEndTag   = 0x79 // small item 0x0F, 1 byte: checksum (0: none)
+
+	resMemory32Fixed    = 0x86 // large item 0x06, 9 bytes follow
+	resMemory32FixedLen = 9
+	resMemReadWrite     = 1 << 0 // information byte: writable
+	resExtIRQ           = 0x89   // large item 0x09: Extended Interrupt
+	resExtIRQLen        = 6      // flags, table length, one DWORD
+	resExtIRQConsumer   = 1 << 0 // flags: the device consumes it (Linux: a GSI)
+	resExtIRQEdge       = 1 << 1 // flags: edge-triggered (0: level)
+	// Active high is bit 2 clear, exclusive bit 3 clear, not a wake
+	// source bit 4 clear.
 )
 
 // amlPkgLength encodes the PkgLength of a package whose contents after
@@ -465,6 +600,29 @@ func amlName(seg string, value []byte) []byte {
 	return append(append([]byte{amlNameOp}, seg...), value...)
 }
 
+// amlInteger encodes an integer constant in its shortest form.
+func amlInteger(v uint64) []byte {
+	switch {
+	case v == 0:
+		return []byte{amlZeroOp}
+	case v == 1:
+		return []byte{amlOneOp}
+	case v <= 0xFF:
+		return []byte{amlByteConst, byte(v)}
+	case v <= 0xFFFF:
+		return binary.LittleEndian.AppendUint16([]byte{amlWordConst}, uint16(v))
+	case v <= 0xFFFF_FFFF:
+		return binary.LittleEndian.AppendUint32([]byte{amlDWordConst}, uint32(v))
+	default:
+		return binary.LittleEndian.AppendUint64([]byte{amlQWordConst}, v)
+	}
+}
+
+// amlString encodes a String constant (ASCII, NUL-terminated).
+func amlString(s string) []byte {
+	return append(append([]byte{amlStringOp}, s...), 0)
+}
+
 // amlEISAID encodes a 7-character PNP ID the way ASL's EisaId() does: three
 // letters in 5 bits each ("A" = 1) and four hex digits, big-endian, stored
 // as a DWordConst.
@@ -488,7 +646,7 @@ func amlResources(descs ...[]byte) []byte {
 		data = append(data, d...)
 	}
 	data = append(data, resEndTag, 0)
-	return amlPackage([]byte{amlBufferOp}, []byte{amlByteConst, byte(len(data))}, data)
+	return amlPackage([]byte{amlBufferOp}, amlInteger(uint64(len(data))), data)
 }
 
 // amlIOPort is a fixed 16-bit-decoded I/O range of n ports at base.
@@ -502,4 +660,19 @@ func amlIOPort(base uint16, n byte) []byte {
 func amlIRQ(irq uint) []byte {
 	m := uint16(1) << irq
 	return []byte{resIRQ, byte(m), byte(m >> 8)}
+}
+
+// amlMemory32Fixed is a fixed, read-write 32-bit memory window.
+func amlMemory32Fixed(base, size uint32) []byte {
+	b := []byte{resMemory32Fixed, resMemory32FixedLen, 0, resMemReadWrite}
+	b = binary.LittleEndian.AppendUint32(b, base)
+	return binary.LittleEndian.AppendUint32(b, size)
+}
+
+// amlExtInterrupt is an Extended Interrupt descriptor for one GSI the device
+// consumes: edge-triggered, active high, exclusive, no wake, no resource
+// source (see VirtioMMIO.GSI for why edge).
+func amlExtInterrupt(gsi uint32) []byte {
+	b := []byte{resExtIRQ, resExtIRQLen, 0, resExtIRQConsumer | resExtIRQEdge, 1}
+	return binary.LittleEndian.AppendUint32(b, gsi)
 }

@@ -5,6 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/govmm/govmm/memory"
@@ -225,7 +229,7 @@ func TestWriteACPITables(t *testing.T) {
 			if err := WriteMPTable(g, n); err != nil {
 				t.Fatal(err)
 			}
-			rsdp, err := WriteACPITables(g, n)
+			rsdp, err := WriteACPITables(g, n, nil)
 			if err != nil {
 				t.Fatalf("WriteACPITables: %v", err)
 			}
@@ -336,7 +340,7 @@ func TestWriteACPITables(t *testing.T) {
 				t.Errorf("Local APIC NMI entries %+v, want %+v", p.nmis, want)
 			}
 
-			size, err := ACPITablesSize(n)
+			size, err := ACPITablesSize(n, nil)
 			if err != nil || size > memory.ACPIMax {
 				t.Errorf("ACPITablesSize(%d) = %d, %v", n, size, err)
 			}
@@ -438,7 +442,7 @@ func TestWriteACPITablesErrors(t *testing.T) {
 		{"nil guest", nil, 1, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rsdp, err := WriteACPITables(tc.g, tc.n)
+			rsdp, err := WriteACPITables(tc.g, tc.n, nil)
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -463,7 +467,7 @@ func TestWriteACPITablesShortRAMWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := WriteACPITables(g, 4); !errors.Is(err, memory.ErrOutOfRange) {
+	if _, err := WriteACPITables(g, 4, nil); !errors.Is(err, memory.ErrOutOfRange) {
 		t.Fatalf("WriteACPITables on short RAM: %v, want ErrOutOfRange", err)
 	}
 	if !bytes.Equal(ram[memory.ACPIAddr:], make([]byte, 100)) {
@@ -472,13 +476,15 @@ func TestWriteACPITablesShortRAMWritesNothing(t *testing.T) {
 }
 
 func TestACPIReservation(t *testing.T) {
-	n, err := ACPITablesSize(MaxVCPUs)
+	// The largest machine: every CPU and as many devices as there are
+	// free GSIs.
+	n, err := ACPITablesSize(MaxVCPUs, maxVirtio())
 	if err != nil {
 		t.Fatal(err)
 	}
 	switch {
 	case n > memory.ACPIMax:
-		t.Errorf("ACPI tables for %d CPUs: %d bytes, %#x reserved", MaxVCPUs, n, memory.ACPIMax)
+		t.Errorf("ACPI tables for %d CPUs and %d devices: %d bytes, %#x reserved", MaxVCPUs, len(maxVirtio()), n, memory.ACPIMax)
 	case memory.ACPIAddr%16 != 0:
 		t.Errorf("ACPIAddr %#x not on a 16-byte boundary: the RSDP scan would miss it", memory.ACPIAddr)
 	case memory.ACPIAddr < 0xE0000 || memory.ACPIAddr+rsdpSize > 0x100000:
@@ -532,16 +538,25 @@ func TestAMLPkgLength(t *testing.T) {
 
 // amlDevice as the test decodes it.
 type amlDev struct {
-	hid  string // decoded EISA ID
+	hid  string // decoded EISA ID, or the String
 	uid  int    // -1: none
 	io   [][2]int
-	irqs []int
+	irqs []int    // small IRQ descriptors: edge, active high, exclusive
+	mem  [][2]int // Memory32Fixed: base, length (read-write)
+	gsis []extIRQ // Extended Interrupt descriptors
+	name string   // the NameSeg, in namespace order
+}
+
+type extIRQ struct {
+	gsi                                     int
+	consumer, edge, activeLow, shared, wake bool
 }
 
 // decodeDSDT decodes the AML subset the DSDT uses, independently of the
-// encoder: Scope(\_SB_) holding Devices whose Names are integer (EISA ID,
-// One) or resource-template values.
-func decodeDSDT(aml []byte) (map[string]amlDev, error) {
+// encoder: Scope(\_SB_) holding Devices whose Names are integers (EISA
+// ID, Zero/One/ByteConst), Strings or resource templates. It returns the
+// devices in namespace order.
+func decodeDSDT(aml []byte) ([]amlDev, error) {
 	if len(aml) < 1 || aml[0] != 0x10 {
 		return nil, fmt.Errorf("AML starts % x, want a ScopeOp", aml[:min(len(aml), 4)])
 	}
@@ -557,7 +572,7 @@ func decodeDSDT(aml []byte) (map[string]amlDev, error) {
 		return nil, fmt.Errorf("Scope name %q", body[:5])
 	}
 	body = body[5:]
-	devs := map[string]amlDev{}
+	var devs []amlDev
 	for len(body) > 0 {
 		if len(body) < 2 || body[0] != 0x5B || body[1] != 0x82 {
 			return nil, fmt.Errorf("expected a DeviceOp, got % x", body[:min(len(body), 2)])
@@ -572,7 +587,10 @@ func decodeDSDT(aml []byte) (map[string]amlDev, error) {
 		d := body[2+n : 2+v]
 		body = body[2+v:]
 		name := string(d[:4])
-		dev := amlDev{uid: -1}
+		if !validNameSeg(name) {
+			return nil, fmt.Errorf("device name %q is not a NameSeg", name)
+		}
+		dev := amlDev{uid: -1, name: name}
 		d = d[4:]
 		for len(d) > 0 {
 			if d[0] != 0x08 || len(d) < 6 {
@@ -581,20 +599,40 @@ func decodeDSDT(aml []byte) (map[string]amlDev, error) {
 			seg := string(d[1:5])
 			d = d[5:]
 			switch {
-			case d[0] == 0x01: // OneOp
-				if seg != "_UID" {
-					return nil, fmt.Errorf("%s.%s = One", name, seg)
+			case d[0] == 0x00 || d[0] == 0x01 || d[0] == 0x0A && len(d) >= 2: // Zero, One, ByteConst
+				if seg != "_UID" || dev.uid != -1 {
+					return nil, fmt.Errorf("%s.%s = integer %#x", name, seg, d[0])
 				}
-				dev.uid = 1
-				d = d[1:]
+				if d[0] == 0x0A {
+					if d[1] < 2 {
+						return nil, fmt.Errorf("%s._UID: ByteConst %d, Zero/One would be shorter", name, d[1])
+					}
+					dev.uid, d = int(d[1]), d[2:]
+				} else {
+					dev.uid, d = int(d[0]), d[1:]
+				}
 			case d[0] == 0x0C && len(d) >= 5: // DWordConst: an EISA ID
-				if seg != "_HID" {
+				if seg != "_HID" || dev.hid != "" {
 					return nil, fmt.Errorf("%s.%s is a DWord", name, seg)
 				}
 				v := int(d[1])<<8 | int(d[2])
 				w := int(d[3])<<8 | int(d[4])
 				dev.hid = fmt.Sprintf("%c%c%c%04X", '@'+byte(v>>10&31), '@'+byte(v>>5&31), '@'+byte(v&31), w)
 				d = d[5:]
+			case d[0] == 0x0D: // String: an ACPI ID
+				if seg != "_HID" || dev.hid != "" {
+					return nil, fmt.Errorf("%s.%s is a String", name, seg)
+				}
+				end := bytes.IndexByte(d[1:], 0)
+				if end < 0 {
+					return nil, fmt.Errorf("%s._HID: unterminated String", name)
+				}
+				dev.hid, d = string(d[1:1+end]), d[2+end:]
+				// ACPI 6.3 6.1.5: an ACPI ID is four upper-case letters or
+				// digits (vendor) and four hex digits.
+				if !acpiIDPattern(dev.hid) {
+					return nil, fmt.Errorf("%s._HID %q is not an ACPI ID", name, dev.hid)
+				}
 			case d[0] == 0x11: // BufferOp: a resource template
 				if seg != "_CRS" {
 					return nil, fmt.Errorf("%s.%s is a Buffer", name, seg)
@@ -602,6 +640,9 @@ func decodeDSDT(aml []byte) (map[string]amlDev, error) {
 				v, n, err := decodePkgLength(d[1:])
 				if err != nil {
 					return nil, err
+				}
+				if 1+v > len(d) {
+					return nil, fmt.Errorf("%s._CRS: Buffer PkgLength %d overruns the device", name, v)
 				}
 				buf := d[1+n : 1+v]
 				d = d[1+v:]
@@ -615,18 +656,80 @@ func decodeDSDT(aml []byte) (map[string]amlDev, error) {
 				return nil, fmt.Errorf("%s.%s: unexpected value % x", name, seg, d[:1])
 			}
 		}
-		devs[name] = dev
+		devs = append(devs, dev)
 	}
 	return devs, nil
 }
 
-// decodeResources walks small resource descriptors (6.4.2) up to the End
-// Tag, which must be last.
+func validNameSeg(s string) bool {
+	if len(s) != 4 || !(s[0] == '_' || s[0] >= 'A' && s[0] <= 'Z') {
+		return false
+	}
+	for i := 1; i < 4; i++ {
+		if c := s[i]; !(c == '_' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func acpiIDPattern(s string) bool {
+	if len(s) != 8 {
+		return false
+	}
+	for i := 0; i < 8; i++ {
+		c := s[i]
+		ok := c >= '0' && c <= '9' || c >= 'A' && c <= 'F'
+		if i < 4 {
+			ok = c >= '0' && c <= '9' || c >= 'A' && c <= 'Z'
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeResources walks small (6.4.2) and large (6.4.3) resource
+// descriptors up to the End Tag, which must be last.
 func decodeResources(r []byte, dev *amlDev) error {
+	le := binary.LittleEndian
 	for len(r) > 0 {
 		tag := r[0]
-		if tag&0x80 != 0 {
-			return fmt.Errorf("large descriptor %#x", tag)
+		if tag&0x80 != 0 { // large: 16-bit length follows
+			if len(r) < 3 {
+				return fmt.Errorf("large descriptor %#x: truncated header", tag)
+			}
+			n := int(le.Uint16(r[1:3]))
+			if 3+n > len(r) {
+				return fmt.Errorf("large descriptor %#x length %d overruns the buffer", tag, n)
+			}
+			d := r[3 : 3+n]
+			r = r[3+n:]
+			switch {
+			case tag == 0x86 && n == 9: // Memory32Fixed
+				if d[0] != 1 {
+					return fmt.Errorf("Memory32Fixed information %#x, want read-write", d[0])
+				}
+				dev.mem = append(dev.mem, [2]int{int(le.Uint32(d[1:5])), int(le.Uint32(d[5:9]))})
+			case tag == 0x89 && n >= 6: // Extended Interrupt
+				f, count := d[0], int(d[1])
+				if f&0xE0 != 0 {
+					return fmt.Errorf("Extended Interrupt flags %#x: reserved bits set", f)
+				}
+				// Exactly the table, no ResourceSource after it (Linux's
+				// is_gsi wants none).
+				if count < 1 || n != 2+4*count {
+					return fmt.Errorf("Extended Interrupt: %d interrupts in %d bytes", count, n)
+				}
+				for i := 0; i < count; i++ {
+					dev.gsis = append(dev.gsis, extIRQ{gsi: int(le.Uint32(d[2+4*i:])),
+						consumer: f&1 != 0, edge: f&2 != 0, activeLow: f&4 != 0, shared: f&8 != 0, wake: f&16 != 0})
+				}
+			default:
+				return fmt.Errorf("unexpected large descriptor %#x length %d", tag, n)
+			}
+			continue
 		}
 		typ, n := tag>>3&0x0F, int(tag&7)
 		if 1+n > len(r) {
@@ -660,35 +763,249 @@ func decodeResources(r []byte, dev *amlDev) error {
 	return errors.New("no End Tag")
 }
 
+// The legacy devices every DSDT has, first.
+var legacyDevs = []amlDev{
+	// COM1 as devices.Serial sits: 8 ports at 0x3F8, ISA IRQ 4.
+	{name: "COM1", hid: "PNP0501", uid: 1, io: [][2]int{{0x3F8, 8}}, irqs: []int{4}},
+	// The CMOS RTC: index/data ports 0x70/0x71, ISA IRQ 8.
+	{name: "RTC_", hid: "PNP0B00", uid: -1, io: [][2]int{{0x70, 2}}, irqs: []int{8}},
+}
+
+// virtioDev is what one VirtioMMIO must decode to: an LNRO0005 device with
+// the window and one consumed, edge, active-high, exclusive GSI.
+func virtioDev(i int, d VirtioMMIO) amlDev {
+	return amlDev{name: fmt.Sprintf("VR%02d", i), hid: "LNRO0005", uid: i,
+		mem:  [][2]int{{int(d.Base), int(d.Size)}},
+		gsis: []extIRQ{{gsi: int(d.GSI), consumer: true, edge: true}}}
+}
+
+// govmmVirtio is the list vmm allocates for n disks: 4 KiB windows upward
+// from memory.VirtioMMIOBase, GSIs 5, 6, 7, 10..15.
+func govmmVirtio(n int) []VirtioMMIO {
+	gsis := []uint32{5, 6, 7, 10, 11, 12, 13, 14, 15}
+	var out []VirtioMMIO
+	for i := 0; i < n; i++ {
+		out = append(out, VirtioMMIO{Base: memory.VirtioMMIOBase + uint64(i)*memory.VirtioMMIOSize,
+			Size: memory.VirtioMMIOSize, GSI: gsis[i]})
+	}
+	return out
+}
+
+// maxVirtio is the longest valid list: every I/O APIC pin not reserved.
+func maxVirtio() []VirtioMMIO {
+	var out []VirtioMMIO
+	for gsi := uint32(0); gsi < IOAPICPins; gsi++ {
+		if _, r := reservedGSI[gsi]; r {
+			continue
+		}
+		out = append(out, VirtioMMIO{Base: memory.VirtioMMIOBase + uint64(len(out))*memory.VirtioMMIOSize,
+			Size: memory.VirtioMMIOSize, GSI: gsi})
+	}
+	return out
+}
+
 func TestDSDTDevices(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		virtio []VirtioMMIO
+	}{
+		{"no virtio", nil},
+		{"one disk", govmmVirtio(1)},
+		{"two disks", govmmVirtio(2)},
+		{"nine disks (govmm's maximum)", govmmVirtio(9)},
+		{"every free GSI", maxVirtio()},
+		{"a window above the virtio area", []VirtioMMIO{{Base: 0xFEB0_0000, Size: 0x200, GSI: 23}}},
+		{"window at the end of the hole", []VirtioMMIO{{Base: memory.MMIOHoleEnd - memory.PageSize, Size: memory.PageSize, GSI: 16}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newLowGuest(t)
+			if _, err := WriteACPITables(g, 2, tc.virtio); err != nil {
+				t.Fatal(err)
+			}
+			p, err := parseACPI(t, g) // lengths and checksums of every table
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.dsdt.rev != dsdtRevision || !bytes.Equal(p.dsdt.data[0:4], []byte("DSDT")) {
+				t.Errorf("DSDT %q revision %d", p.dsdt.data[0:4], p.dsdt.rev)
+			}
+			size, err := ACPITablesSize(2, tc.virtio)
+			if err != nil || p.dsdt.addr+uint64(len(p.dsdt.data)) > memory.ACPIAddr+uint64(size) {
+				t.Errorf("ACPITablesSize = %d, %v; DSDT ends at %#x", size, err, p.dsdt.addr+uint64(len(p.dsdt.data)))
+			}
+			devs, err := decodeDSDT(p.dsdt.data[acpiHeaderSize:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := append([]amlDev{}, legacyDevs...)
+			for i, d := range tc.virtio {
+				want = append(want, virtioDev(i, d))
+			}
+			if fmt.Sprint(devs) != fmt.Sprint(want) {
+				t.Errorf("DSDT devices\n got %+v\nwant %+v", devs, want)
+			}
+			// Names and (per _HID) _UIDs are unique in the scope (ACPI 6.3
+			// 6.1.12: _UID must differ between devices with the same _HID).
+			names, uids := map[string]bool{}, map[string]bool{}
+			for _, d := range devs {
+				uid := fmt.Sprint(d.hid, "/", d.uid)
+				if names[d.name] || d.uid >= 0 && uids[uid] {
+					t.Errorf("device %s (%s) repeats a name or _HID/_UID", d.name, uid)
+				}
+				names[d.name], uids[uid] = true, true
+			}
+			// The legacy IRQs must be ones KVM's default routing delivers
+			// on the I/O APIC pin of the same number, and none may be the
+			// SCI's.
+			for _, d := range devs {
+				for _, irq := range d.irqs {
+					if irq == SCIGSI || irq == 0 || irq >= ISAIRQs {
+						t.Errorf("%s uses IRQ %d", d.name, irq)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestDSDTBytes(t *testing.T) {
+	// One device, byte for byte, as ACPI 6.3 encodes it (20.2.5.2 Device,
+	// 20.2.3 String, 6.4.3.4 Memory32Fixed, 6.4.3.6 Extended Interrupt).
+	got := dsdtAML(govmmVirtio(1))
+	dev := []byte{
+		0x5B, 0x82, 58, 'V', 'R', '0', '0', // DeviceOp, PkgLength 58 (57 bytes follow it), NameSeg
+		0x08, '_', 'H', 'I', 'D', 0x0D, 'L', 'N', 'R', 'O', '0', '0', '0', '5', 0x00,
+		0x08, '_', 'U', 'I', 'D', 0x00, // Zero
+		0x08, '_', 'C', 'R', 'S', 0x11, 26, 0x0A, 23, // Buffer, PkgLength 26, size 23
+		0x86, 9, 0, 0x01, 0x00, 0x00, 0x00, 0xD0, 0x00, 0x10, 0x00, 0x00, // RW, 0xD0000000, 4 KiB
+		0x89, 6, 0, 0x03, 1, 5, 0, 0, 0, // consumer|edge, active high, exclusive; GSI 5
+		0x79, 0x00, // End Tag
+	}
+	if !bytes.HasSuffix(got, dev) {
+		t.Errorf("DSDT AML ends\n % x\nwant\n % x", got[max(0, len(got)-len(dev)):], dev)
+	}
+	// The legacy part is unchanged by a device list.
+	base := dsdtAML(nil)
+	_, n, _ := decodePkgLength(base[1:])
+	_, m, _ := decodePkgLength(got[1:])
+	if !bytes.Equal(base[1+n:], got[1+m:len(got)-len(dev)]) {
+		t.Error("adding a virtio device changed the COM1/RTC devices")
+	}
+}
+
+func TestWriteACPITablesVirtioErrors(t *testing.T) {
+	w := func(base, size uint64, gsi uint32) VirtioMMIO { return VirtioMMIO{Base: base, Size: size, GSI: gsi} }
+	const b = memory.VirtioMMIOBase
+	for _, tc := range []struct {
+		name   string
+		virtio []VirtioMMIO
+	}{
+		{"empty window", []VirtioMMIO{w(b, 0, 5)}},
+		{"window in RAM", []VirtioMMIO{w(0x10_0000, 0x1000, 5)}},
+		{"window below the hole", []VirtioMMIO{w(memory.MMIOHoleStart-0x1000, 0x2000, 5)}},
+		{"window past 4 GiB", []VirtioMMIO{w(memory.MMIOHoleEnd-0x1000, 0x2000, 5)}},
+		{"window above 4 GiB", []VirtioMMIO{w(memory.HighRAMStart+0x1000, 0x1000, 5)}},
+		{"size wraps", []VirtioMMIO{w(b, ^uint64(0)-b+2, 5)}},
+		{"overlapping windows", []VirtioMMIO{w(b, 0x1000, 5), w(b+0x800, 0x1000, 6)}},
+		{"same window", []VirtioMMIO{w(b, 0x1000, 5), w(b, 0x1000, 6)}},
+		{"GSI past the I/O APIC", []VirtioMMIO{w(b, 0x1000, IOAPICPins)}},
+		{"huge GSI", []VirtioMMIO{w(b, 0x1000, 1<<31)}},
+		{"PIT's GSI", []VirtioMMIO{w(b, 0x1000, 0)}},
+		{"cascade GSI", []VirtioMMIO{w(b, 0x1000, 2)}},
+		{"COM1's GSI", []VirtioMMIO{w(b, 0x1000, 4)}},
+		{"RTC's GSI", []VirtioMMIO{w(b, 0x1000, 8)}},
+		{"SCI's GSI", []VirtioMMIO{w(b, 0x1000, SCIGSI)}},
+		{"GSI twice", []VirtioMMIO{w(b, 0x1000, 5), w(b+0x1000, 0x1000, 5)}},
+		{"too many", make([]VirtioMMIO, MaxVirtioMMIO+1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ram := make([]byte, 0x10_0000)
+			g, err := memory.FromSlices(map[uint64][]byte{0: ram})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rsdp, err := WriteACPITables(g, 1, tc.virtio)
+			if !errors.Is(err, ErrBadVirtioMMIO) || rsdp != 0 {
+				t.Errorf("WriteACPITables = %#x, %v; want ErrBadVirtioMMIO", rsdp, err)
+			}
+			if _, err := ACPITablesSize(1, tc.virtio); !errors.Is(err, ErrBadVirtioMMIO) {
+				t.Errorf("ACPITablesSize: %v, want ErrBadVirtioMMIO", err)
+			}
+			if !bytes.Equal(ram, make([]byte, len(ram))) {
+				t.Error("a refused device list left bytes in guest RAM")
+			}
+		})
+	}
+}
+
+func TestAMLInteger(t *testing.T) {
+	for _, tc := range []struct {
+		v    uint64
+		want []byte
+	}{
+		{0, []byte{0x00}},
+		{1, []byte{0x01}},
+		{2, []byte{0x0A, 2}},
+		{0xFF, []byte{0x0A, 0xFF}},
+		{0x100, []byte{0x0B, 0x00, 0x01}},
+		{0xFFFF, []byte{0x0B, 0xFF, 0xFF}},
+		{0x10000, []byte{0x0C, 0x00, 0x00, 0x01, 0x00}},
+		{0xFFFF_FFFF, []byte{0x0C, 0xFF, 0xFF, 0xFF, 0xFF}},
+		{0x1_0000_0000, []byte{0x0E, 0, 0, 0, 0, 1, 0, 0, 0}},
+	} {
+		if got := amlInteger(tc.v); !bytes.Equal(got, tc.want) {
+			t.Errorf("amlInteger(%#x) = % x, want % x", tc.v, got, tc.want)
+		}
+	}
+}
+
+// TestDSDTIASL disassembles the DSDT with ACPICA's iasl, the same parser
+// family Linux runs, when it is installed (Debian: acpica-tools), and
+// checks it reports no error and sees the devices. The structural tests
+// above do not need it.
+func TestDSDTIASL(t *testing.T) {
+	iasl, err := exec.LookPath("iasl")
+	if err != nil {
+		t.Skip("skipping: iasl not installed (apt-get install acpica-tools)")
+	}
 	g := newLowGuest(t)
-	if _, err := WriteACPITables(g, 2); err != nil {
+	if _, err := WriteACPITables(g, 2, govmmVirtio(2)); err != nil {
 		t.Fatal(err)
 	}
 	p, err := parseACPI(t, g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	devs, err := decodeDSDT(p.dsdt.data[acpiHeaderSize:])
-	if err != nil {
+	dir := t.TempDir()
+	aml := filepath.Join(dir, "dsdt.aml")
+	if err := os.WriteFile(aml, p.dsdt.data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]amlDev{
-		// COM1 as devices.Serial sits: 8 ports at 0x3F8, ISA IRQ 4.
-		"COM1": {hid: "PNP0501", uid: 1, io: [][2]int{{0x3F8, 8}}, irqs: []int{4}},
-		// The CMOS RTC: index/data ports 0x70/0x71, ISA IRQ 8.
-		"RTC_": {hid: "PNP0B00", uid: -1, io: [][2]int{{0x70, 2}}, irqs: []int{8}},
+	out, err := exec.Command(iasl, "-d", aml).CombinedOutput()
+	if err != nil {
+		t.Fatalf("iasl -d: %v\n%s", err, out)
 	}
-	if fmt.Sprint(devs) != fmt.Sprint(want) {
-		t.Errorf("DSDT devices\n got %+v\nwant %+v", devs, want)
+	dsl, err := os.ReadFile(filepath.Join(dir, "dsdt.dsl"))
+	if err != nil {
+		t.Fatalf("%v\niasl output:\n%s", err, out)
 	}
-	// The IRQs must be ones KVM's default routing delivers on the I/O APIC
-	// pin of the same number, and none may be the SCI's.
-	for name, d := range devs {
-		for _, irq := range d.irqs {
-			if irq == SCIGSI || irq == 0 || irq >= ISAIRQs {
-				t.Errorf("%s uses IRQ %d", name, irq)
-			}
+	text := string(dsl)
+	for _, want := range []string{
+		`Device (COM1)`, `Name (_HID, EisaId ("PNP0501")`,
+		`Device (RTC)`, `Name (_HID, EisaId ("PNP0B00")`,
+		`Device (VR00)`, `Device (VR01)`, `Name (_HID, "LNRO0005")`,
+		`Memory32Fixed (ReadWrite,`, `0xD0000000,`, `0xD0001000,`,
+		`Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )`,
+		`0x00000005,`, `0x00000006,`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("disassembly lacks %q", want)
 		}
+	}
+	if strings.Contains(text, "Error") || strings.Contains(string(out), "Error") {
+		t.Errorf("iasl reports errors:\n%s\n%s", out, text)
+	}
+	if t.Failed() {
+		t.Logf("disassembly:\n%s", text)
 	}
 }
