@@ -4,7 +4,16 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
+
+// setThreadName sets the calling thread's comm.
+func setThreadName(name string) error {
+	b := make([]byte, 16)
+	copy(b[:15], name)
+	return unix.Prctl(unix.PR_SET_NAME, uintptr(unsafePointer(b)), 0, 0, 0)
+}
 
 // ThreadClass says what a VMM thread does, and so which confinement (the
 // sandbox's seccomp filter class) it gets.
@@ -81,6 +90,10 @@ func newStartGate(n int) *startGate {
 // opens and then runs the thread's own hook. A false result means the
 // thread must return without doing any work.
 func (g *startGate) park(v *VM, t Thread) bool {
+	// Name the thread (comm, at most 15 bytes) so that ps, top and
+	// /proc/PID/task/*/comm show which vCPU or device burns the CPU.
+	// Best effort: a name is not worth failing a VM for.
+	_ = setThreadName(t.Name)
 	g.mu.Lock()
 	g.threads = append(g.threads, t)
 	g.mu.Unlock()
