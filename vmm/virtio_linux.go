@@ -83,6 +83,7 @@ func (v *VM) setupVirtio() error {
 		if dev.worker, err = newDeviceWorker(dev.name, dev.t.Notify, d.RetryAfter); err != nil {
 			return err
 		}
+		dev.t.SetKicker(dev.worker.kick)
 		for q := range d.QueueMaxSizes() {
 			fd, err := dev.worker.addQueue(q)
 			if err != nil {

@@ -24,6 +24,8 @@ type deviceWorker struct {
 	// queueFDs maps an ioeventfd to its queue index. Written before the
 	// thread starts, read-only afterwards.
 	queueFDs map[int]int
+	// byQueue is the ioeventfd of each queue, the inverse of queueFDs.
+	byQueue []int
 	notify   func(queue int)
 	// retry, if set, is called after each batch of notifications and
 	// returns how long until throttled work should be retried (0: none).
@@ -72,7 +74,23 @@ func (w *deviceWorker) addQueue(q int) (int, error) {
 		return -1, err
 	}
 	w.queueFDs[fd] = q
+	for len(w.byQueue) <= q {
+		w.byQueue = append(w.byQueue, -1)
+	}
+	w.byQueue[q] = fd
 	return fd, nil
+}
+
+// kick wakes the worker for queue q as KVM would on a guest QueueNotify:
+// by signalling the queue's ioeventfd. It is how a notification raised on
+// a vCPU thread reaches the device without the device running there.
+func (w *deviceWorker) kick(q int) {
+	if q < 0 || q >= len(w.byQueue) || w.byQueue[q] < 0 {
+		return
+	}
+	one := [8]byte{1}
+	// EAGAIN means the counter is saturated: the worker is woken anyway.
+	_, _ = unix.Write(w.byQueue[q], one[:])
 }
 
 // start launches the worker thread. park is called on that thread once it

@@ -14,8 +14,13 @@
 // # Threads and locks
 //
 // Read and Write run on vCPU threads (several at once on an SMP guest).
-// Notify runs on the ioeventfd worker (or on a vCPU thread for a QueueNotify
-// that reached userspace). The Interrupt and NeedsReset callbacks handed to
+// Notify runs on the ioeventfd worker. Notifications that arise from a
+// register write on a vCPU thread (a QueueNotify the ioeventfd did not
+// match, the kick of every queue at DRIVER_OK) go through the kicker set
+// with SetKicker, which hands them to the worker, so that device I/O never
+// runs on a vCPU thread (whose seccomp filter does not allow it, and which
+// must never block on a disk); without a kicker, as in tests and fuzzing,
+// they call Notify directly. The Interrupt and NeedsReset callbacks handed to
 // the device at Activate run on the device's worker goroutines.
 //
 //   - ctl serialises the control plane: Status writes, QueueReady, and the
@@ -154,6 +159,31 @@ type Transport struct {
 	resetReported bool   // NEEDS_RESET already raised (and logged) this cycle
 
 	lim limiter
+
+	// kick, if set, carries a vCPU-thread notification to the device's
+	// worker. Set once by SetKicker before the guest runs; read-only after.
+	kick func(q int)
+}
+
+// SetKicker routes notifications that arise on vCPU threads through kick
+// (in production: a write to queue q's ioeventfd, which wakes the device
+// worker). It must be called before the guest runs.
+func (t *Transport) SetKicker(kick func(q int)) { t.kick = kick }
+
+// notifyFromVCPU is a notification raised by a register write.
+func (t *Transport) notifyFromVCPU(q int) {
+	if t.kick == nil {
+		t.Notify(q)
+		return
+	}
+	t.mu.Lock()
+	ok := q >= 0 && q < len(t.queues)
+	t.mu.Unlock()
+	if ok {
+		t.kick(q) // the worker's Notify re-checks that the queue is live
+	} else {
+		t.debug("notification dropped", "queue", q)
+	}
 }
 
 // New makes a transport for dev. irq is the transport's interrupt line;
@@ -352,7 +382,7 @@ func (t *Transport) Write(offset uint64, data []byte) error {
 		// must handle spurious notifications anyway (§2.7.10). Done after
 		// ctl is released: no transport lock is held across dev.Notify.
 		for _, q := range kick {
-			t.Notify(q)
+			t.notifyFromVCPU(q)
 		}
 		return nil
 	case RegQueueReady:
@@ -362,7 +392,7 @@ func (t *Transport) Write(offset uint64, data []byte) error {
 		return nil
 	case RegQueueNotify:
 		// Without VIRTIO_F_NOTIFICATION_DATA the value is the queue index.
-		t.Notify(int(v & 0xffff))
+		t.notifyFromVCPU(int(v & 0xffff))
 		if v > 0xffff {
 			t.debug("QueueNotify with data bits but VIRTIO_F_NOTIFICATION_DATA not offered", "value", v)
 		}
