@@ -3,6 +3,7 @@ module github.com/govmm/govmm
 go 1.26.8
 
 require (
+	github.com/seccomp/libseccomp-golang v0.11.1
 	github.com/u-root/mkuimage v0.0.0-20250701161901-6a9871f2e64f
 	golang.org/x/sys v0.50.0
 )
