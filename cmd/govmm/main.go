@@ -11,19 +11,12 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
-	"syscall"
 
-	"github.com/govmm/govmm/cmd/govmm/demo"
-	"github.com/govmm/govmm/devices/virtio/blk"
 	"github.com/govmm/govmm/vmm"
 )
 
@@ -72,153 +65,6 @@ func buildInfo() string {
 func fail(stderr io.Writer, code int, err error) int {
 	fmt.Fprintf(stderr, "govmm: %s\n", strings.ReplaceAll(err.Error(), "\n", "; "))
 	return code
-}
-
-func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("govmm run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	kernel := fs.String("kernel", "", "guest kernel `FILE` (PVH ELF, bzImage or vmlinux); the embedded demo guest when empty")
-	initrdFlag := fs.String("initrd", "", "initial ramdisk `FILE` for a Linux kernel (see govmm mkinitrd)")
-	cmdline := fs.String("cmdline", vmm.DefaultCmdline, "guest command line")
-	cpuModel := fs.String("cpu-model", "govmm", "CPU identity shown to the guest: govmm (host brand and model hidden) or host")
-	memFlag := fs.String("memory", "128M", "guest RAM `SIZE` (K, M, G suffixes; multiple of 4K)")
-	cpus := fs.Int("cpus", 1, "number of vCPUs")
-	console := fs.String("console", "stdout", "serial console: stdout, off or file:PATH")
-	irqchip := fs.String("irqchip", "on", "in-kernel interrupt controllers: on, or off (1 vCPU; HLT ends the VM)")
-	logLevel := fs.String("log-level", "warn", "VMM log level on stderr: debug, info, warn or error")
-	hugepages := fs.Bool("hugepages", false, "back guest RAM with 2 MiB huge pages")
-	prefault := fs.Bool("prefault", false, "fault in and lock all guest RAM at start (no overcommit)")
-	// The flag package would print its whole usage on any error; a user's
-	// mistake gets one line instead, and -h the full list.
-	fs.SetOutput(io.Discard)
-	var disks []blk.Spec
-	fs.Func("disk", "virtio-blk disk `path=FILE[,readonly=on][,serial=ID][,direct=on][,bps=N][,iops=N]` (repeatable)", func(s string) error {
-		d, err := blk.ParseDiskSpec(s)
-		if err != nil {
-			return err
-		}
-		disks = append(disks, d)
-		return nil
-	})
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fmt.Fprintln(stdout, "usage: govmm run [flags]")
-			fs.PrintDefaults()
-			return 0
-		}
-		return fail(stderr, vmm.CodeUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fail(stderr, vmm.CodeUsage, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fail(stderr, vmm.CodeUsage, fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel))
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-
-	memSize, err := parseSize(*memFlag)
-	if err != nil {
-		return fail(stderr, vmm.CodeUsage, fmt.Errorf("--memory: %w", err))
-	}
-	cons, err := parseConsole(*console)
-	if err != nil {
-		return fail(stderr, vmm.CodeUsage, err)
-	}
-	cfg := vmm.Config{
-		Disks:   disks,
-		Cmdline: *cmdline,
-		Memory:  memSize,
-		CPUs:    *cpus,
-	}
-	cfg.MemoryOptions.HugePages = *hugepages
-	cfg.MemoryOptions.Prefault = *prefault
-	cfg.MemoryOptions.Mlock = *prefault
-	switch *irqchip {
-	case "on":
-	case "off":
-		cfg.NoIRQChip = true
-	default:
-		return fail(stderr, vmm.CodeUsage, fmt.Errorf("--irqchip %q: want on or off", *irqchip))
-	}
-	switch *cpuModel {
-	case "govmm":
-	case "host":
-		cfg.HostCPUModel = true
-	default:
-		return fail(stderr, vmm.CodeUsage, fmt.Errorf("--cpu-model %q: want govmm or host", *cpuModel))
-	}
-	cmdlineSet := false
-	fs.Visit(func(f *flag.Flag) { cmdlineSet = cmdlineSet || f.Name == "cmdline" })
-	if *kernel == "" {
-		cfg.Kernel, cfg.KernelName = demo.ELF, "(embedded demo guest)"
-		if !cmdlineSet {
-			cfg.Cmdline = vmm.DefaultCmdline + " govmm.demo=1"
-		}
-	} else {
-		b, err := readFile("--kernel", *kernel)
-		if err != nil {
-			return fail(stderr, vmm.CodeUsage, err)
-		}
-		cfg.Kernel, cfg.KernelName = b, *kernel
-	}
-	if *initrdFlag != "" {
-		b, err := readFile("--initrd", *initrdFlag)
-		if err != nil {
-			return fail(stderr, vmm.CodeUsage, err)
-		}
-		cfg.Initrd = b
-	}
-	// Validate before opening anything, so bad flags never create files.
-	if err := cfg.Validate(); err != nil {
-		return fail(stderr, vmm.CodeUsage, err)
-	}
-	switch cons.kind {
-	case "stdout":
-		cfg.Console = stdout
-	case "file":
-		f, err := os.OpenFile(cons.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o640)
-		if err != nil {
-			return fail(stderr, vmm.CodeUsage, fmt.Errorf("--console: %w", err))
-		}
-		defer f.Close()
-		cfg.Console = f
-	}
-
-	vm, err := vmm.New(cfg, log)
-	if err != nil {
-		if errors.Is(err, vmm.ErrConfig) {
-			return fail(stderr, vmm.CodeUsage, err)
-		}
-		return fail(stderr, vmm.CodeError, err)
-	}
-	defer vm.Close()
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		if _, ok := <-sigs; ok {
-			vm.Stop()
-		}
-	}()
-
-	exit, err := vm.Run()
-	if err != nil {
-		return fail(stderr, vmm.CodeError, err)
-	}
-	log.Info("vm ended", "reason", exit.Reason.String(), "detail", exit.Detail)
-	switch exit.Reason {
-	case vmm.ExitReset, vmm.ExitHalt, vmm.ExitShutdown, vmm.ExitStopped:
-		fmt.Fprintf(stderr, "govmm: guest %s\n", exit)
-	default:
-		fmt.Fprintf(stderr, "govmm: guest %s\n", exit)
-		if exit.Registers != "" {
-			fmt.Fprintln(stderr, exit.Registers)
-		}
-	}
-	return exit.Reason.ExitCode()
 }
 
 // maxImageSize bounds how much of a kernel file we read into memory: far
