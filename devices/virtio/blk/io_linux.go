@@ -113,22 +113,47 @@ func (d *Disk) getID(r *request) (uint8, uint32) {
 	return StatusOK, n
 }
 
-// guestBufs resolves the data segments to host slices of guest RAM.
+// guestBufs resolves the data segments to host slices of guest RAM,
+// merging segments that are adjacent in guest-physical memory into one
+// slice: a guest that hands a 64 KiB request as 16 consecutive pages then
+// costs one iovec (or a plain pread) instead of 16, and the host kernel's
+// per-segment work goes with them. A merged run is resolved by one
+// bounds-checked Mem.Slice over the whole run, so a run that crosses the
+// end of a RAM region is refused by memory exactly as its parts would be;
+// then the parts are resolved one by one.
 func (d *Disk) guestBufs(r *request) error {
 	d.bufs = d.bufs[:0]
-	for _, b := range r.data {
-		// The chain walk already resolved each buffer it returned; a
-		// segment the request parser cut out of one (header or status
-		// sharing a buffer) has its own length and is looked up again.
-		if b.Host != nil && uint64(len(b.Host)) == uint64(b.Len) {
-			d.bufs = append(d.bufs, b.Host)
-			continue
+	data := r.data
+	for i := 0; i < len(data); {
+		start, n := data[i].Addr, uint64(data[i].Len)
+		j := i + 1
+		for j < len(data) && start+n == data[j].Addr && n+uint64(data[j].Len) > n {
+			n += uint64(data[j].Len)
+			j++
 		}
-		s, err := d.ctx.Mem.Slice(b.Addr, uint64(b.Len))
-		if err != nil {
-			return err
+		if j > i+1 {
+			if s, err := d.ctx.Mem.Slice(start, n); err == nil {
+				d.bufs = append(d.bufs, s)
+				i = j
+				continue
+			}
 		}
-		d.bufs = append(d.bufs, s)
+		// One segment (or a run that is not one host range): the chain
+		// walk already resolved each buffer it returned; a segment the
+		// request parser cut out of one (header or status sharing a
+		// buffer) has its own length and is looked up again.
+		for ; i < j; i++ {
+			b := data[i]
+			if b.Host != nil && uint64(len(b.Host)) == uint64(b.Len) {
+				d.bufs = append(d.bufs, b.Host)
+				continue
+			}
+			s, err := d.ctx.Mem.Slice(b.Addr, uint64(b.Len))
+			if err != nil {
+				return err
+			}
+			d.bufs = append(d.bufs, s)
+		}
 	}
 	return nil
 }
@@ -151,9 +176,15 @@ func (d *Disk) rw(write bool, off int64) (uint64, error) {
 		}
 		var n int
 		var err error
-		if write {
+		switch {
+		case len(d.iov) == 1 && write:
+			// One segment: pread/pwrite skip the kernel's iovec import.
+			n, err = unix.Pwrite(d.fd, bufs[0], off)
+		case len(d.iov) == 1:
+			n, err = unix.Pread(d.fd, bufs[0], off)
+		case write:
 			n, err = pwritev(d.fd, d.iov, off)
-		} else {
+		default:
 			n, err = preadv(d.fd, d.iov, off)
 		}
 		if err == unix.EINTR {
