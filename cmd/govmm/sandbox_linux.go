@@ -112,7 +112,9 @@ func (o *runOptions) wantCgroup() bool {
 // be removed by someone outside it after the VM ends, because the VMM
 // itself, under its seccomp filters, can neither open cgroup files nor
 // rmdir (and cannot rmdir a cgroup it is still in).
-func (o *runOptions) needsSupervisor() bool { return o.jail || o.wantCgroup() }
+func (o *runOptions) needsSupervisor() bool {
+	return o.jail || o.wantCgroup() || o.wantsExecLabel()
+}
 
 func isConfinedChild() bool { return jail.IsChild() }
 
@@ -144,7 +146,9 @@ func newVMSandbox(o *runOptions, cfg *vmm.Config, child *jail.Child, log *slog.L
 	return sb, 0, nil
 }
 
-// applyMAC confines the process with the MAC mechanism --mac selects.
+// applyMAC confines the process with the MAC mechanism --mac selects, when
+// that is Landlock (SELinux and AppArmor are applied at exec by the
+// supervisor, see execLabel).
 // Landlock is self-applied here, before vmm.New opens the disks and
 // /dev/kvm. Landlock domains are per thread; a cgo binary (govmm links
 // libseccomp) reaches all its threads only through the kernel's

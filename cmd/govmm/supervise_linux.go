@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 
@@ -76,6 +77,20 @@ func supervise(o *runOptions, stdout, stderr io.Writer, log *slog.Logger) int {
 			child.disks = append(child.disks, d)
 		}
 	}
+	jailRoot := ""
+	if o.jail {
+		jailRoot = filepath.Join(o.jailBase, o.id, "root")
+	}
+	beforeExec, cleanup, err := o.execLabel(log, jailRoot)
+	if err != nil {
+		return fail(stderr, vmm.CodeUsage, err)
+	}
+	if cleanup != nil {
+		defer cleanup()
+		// The label is the VM's MAC; the child must not try Landlock.
+		child.mac = "off"
+	}
+	spec.BeforeExec = beforeExec
 	if o.jail {
 		if o.mac == "landlock" {
 			return fail(stderr, vmm.CodeUsage, errors.New("--mac=landlock cannot be combined with --jail: the jail's root is the file-system restriction (use --mac=auto)"))

@@ -763,3 +763,38 @@ func TestControlSocketLimits(t *testing.T) {
 		t.Errorf("closed peer: %v, want EOF", err)
 	}
 }
+
+// TestBeforeExec: the hook runs on the thread that forks the child, so a
+// per-thread attribute it sets (here the nice value, which Linux keeps
+// per thread and a child inherits from the forking thread) reaches the
+// child and no other thread of the supervisor; its error aborts Start.
+func TestBeforeExec(t *testing.T) {
+	needRoot(t)
+	for _, isolate := range []bool{true, false} {
+		t.Run(fmt.Sprintf("isolate=%v", isolate), func(t *testing.T) {
+			var hookTID int
+			r, err := startChild(t, Spec{ID: randID(t), Isolate: isolate, BaseDir: t.TempDir(), BeforeExec: func() error {
+				hookTID = unix.Gettid()
+				return unix.Setpriority(unix.PRIO_PROCESS, 0, 7)
+			}}, "plain")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if hookTID == 0 || hookTID == unix.Getpid() {
+				t.Errorf("BeforeExec ran on thread %d (main is %d)", hookTID, unix.Getpid())
+			}
+			if nice, err := unix.Getpriority(unix.PRIO_PROCESS, r.j.Pid()); err != nil || 20-nice != 7 {
+				t.Errorf("child nice = %d (%v), want 7 from BeforeExec", 20-nice, err)
+			}
+			if nice, _ := unix.Getpriority(unix.PRIO_PROCESS, unix.Gettid()); 20-nice == 7 {
+				t.Error("BeforeExec changed a thread other than the forking one")
+			}
+			r.finish()
+		})
+	}
+	_, err := startChild(t, Spec{ID: randID(t), Isolate: true, BaseDir: t.TempDir(),
+		BeforeExec: func() error { return errors.New("no label for you") }}, "plain")
+	if err == nil || !strings.Contains(err.Error(), "no label for you") {
+		t.Fatalf("Start with a failing BeforeExec: %v", err)
+	}
+}

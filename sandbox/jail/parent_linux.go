@@ -26,6 +26,8 @@ type Jail struct {
 	ctl    *os.File
 	dir    *vmDir // nil without Isolate
 	onVCPU func([]int) error
+	// beforeExec is Spec.BeforeExec, run on the forking thread.
+	beforeExec func() error
 
 	exited  chan struct{} // closed by the supervising goroutine after cmd.Wait
 	waitErr error         // set before exited is closed
@@ -312,7 +314,7 @@ func start(spec Spec, p *prepared, netns *os.File, dir *vmDir) (*Jail, error) {
 		cmd.SysProcAttr.Cloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
 	}
 	j := &Jail{
-		cmd: cmd, ctl: ctl, dir: dir, onVCPU: spec.OnVCPUThreads,
+		cmd: cmd, ctl: ctl, dir: dir, onVCPU: spec.OnVCPUThreads, beforeExec: spec.BeforeExec,
 		exited: make(chan struct{}), ctlDone: make(chan struct{}),
 	}
 	started := make(chan error, 1)
@@ -455,6 +457,12 @@ func (j *Jail) supervise(p *prepared, netns *os.File, started chan<- error) {
 		return
 	}
 	j.cmd.SysProcAttr.AmbientCaps = ambient
+	if j.beforeExec != nil {
+		if err := j.beforeExec(); err != nil {
+			started <- fmt.Errorf("jail: before exec: %w", err)
+			return
+		}
+	}
 	markInheritedCloexec()
 	if err := j.cmd.Start(); err != nil {
 		started <- fmt.Errorf("jail: starting the child: %w", err)

@@ -182,6 +182,12 @@ type Spec struct {
 	// reported with Child.ReportThreads (at most once). Its error is
 	// returned to the child's ReportThreads.
 	OnVCPUThreads func(hostTIDs []int) error
+	// BeforeExec, if set, runs on the thread that forks the child, just
+	// before the fork: per-thread exec attributes set there (an SELinux
+	// exec label, an AppArmor profile to change to on exec, both written
+	// to /proc/thread-self/attr/exec) apply to the child and to nothing
+	// else, because that thread is never reused. An error aborts Start.
+	BeforeExec func() error
 }
 
 // Exported fd numbers of the child.
