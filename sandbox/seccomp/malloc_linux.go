@@ -2,7 +2,23 @@
 
 package seccomp
 
-// #include <malloc.h>
+/*
+#include <malloc.h>
+
+// The same settings as tameMalloc, applied by an ELF constructor while the
+// process still has one thread: a thread that read arena_max before a
+// later mallopt could otherwise be inside arena_get2, between that read
+// and get_nprocs' open of /sys/devices/system/cpu/online (and, when that
+// is denied, /proc/stat), at the moment InstallProcess's TSYNC puts the
+// baseline on it, and be killed for the open. That race was seen (about
+// one run in 300, under Landlock, whose EACCES makes get_nprocs try a
+// second file). Set before any thread exists, no thread ever takes that
+// path.
+__attribute__((constructor)) static void govmm_tame_malloc(void) {
+	mallopt(M_ARENA_MAX, 1);
+	mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+*/
 import "C"
 
 import "errors"
