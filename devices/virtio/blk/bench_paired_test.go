@@ -5,8 +5,6 @@ import (
 	"os"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // BenchmarkBlkPaired interleaves device requests and raw pread/pwrite at the
@@ -77,19 +75,7 @@ func benchPaired(b *testing.B, path string, bc benchCase, reuse bool) {
 			b.Fatalf("request failed: status %d", r.ram[st.Addr])
 		}
 	}
-	host := func(sector uint64) {
-		off := int64(sector * SectorSize)
-		var n int
-		var err error
-		if bc.typ == TypeIn {
-			n, err = unix.Pread(fd, raw, off)
-		} else {
-			n, err = unix.Pwrite(fd, raw, off)
-		}
-		if err != nil || n != len(raw) {
-			b.Fatal(n, err)
-		}
-	}
+	host := func(sector uint64) { rawIO(b, fd, bc.typ, raw, int64(sector*SectorSize)) }
 	var devNS, rawNS time.Duration
 	b.SetBytes(2 * int64(bc.size))
 	b.ReportAllocs()

@@ -219,17 +219,22 @@ func benchRaw(b *testing.B, path string, bc benchCase) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		off := int64(offs[i%len(offs)] * SectorSize)
+		rawIO(b, fd, bc.typ, buf, int64(offs[i%len(offs)]*SectorSize))
 		i++
-		var n int
-		if bc.typ == TypeIn {
-			n, err = unix.Pread(fd, buf, off)
-		} else {
-			n, err = unix.Pwrite(fd, buf, off)
-		}
-		if err != nil || n != len(buf) {
-			b.Fatal(n, err)
-		}
+	}
+}
+
+// rawIO is the raw baseline's one request: a pread or pwrite of buf.
+func rawIO(b *testing.B, fd int, typ uint32, buf []byte, off int64) {
+	var n int
+	var err error
+	if typ == TypeIn {
+		n, err = unix.Pread(fd, buf, off)
+	} else {
+		n, err = unix.Pwrite(fd, buf, off)
+	}
+	if err != nil || n != len(buf) {
+		b.Fatal(n, err)
 	}
 }
 
