@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -116,7 +117,10 @@ type Result struct {
 	Console  string // the guest's serial output (govmm's stdout)
 	Stderr   string
 	ExitCode int
-	Elapsed  time.Duration
+	// Status is how the process ended (ExitCode is -1 for a signal; the
+	// signal is Status.Signal()).
+	Status  syscall.WaitStatus
+	Elapsed time.Duration
 }
 
 // Lines returns the console output split into lines, without \r.
@@ -140,9 +144,15 @@ func (r Result) Has(line string) bool {
 // bug, never a result.
 func Run(tb testing.TB, timeout time.Duration, args ...string) Result {
 	tb.Helper()
+	return RunBin(tb, GovmmBin(tb), timeout, args...)
+}
+
+// RunBin is Run with another govmm binary (e.g. a test-hooks build).
+func RunBin(tb testing.TB, bin string, timeout time.Duration, args ...string) Result {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, GovmmBin(tb), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
@@ -160,6 +170,7 @@ func Run(tb testing.TB, timeout time.Duration, args ...string) Result {
 	default:
 		tb.Fatalf("govmm %s: %v", strings.Join(args, " "), err)
 	}
+	res.Status = cmd.ProcessState.Sys().(syscall.WaitStatus)
 	return res
 }
 

@@ -1,8 +1,6 @@
 package tests
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -46,20 +44,8 @@ func testHooksBin(t *testing.T) string {
 // hookRun runs the test-hooks govmm and returns stderr and how it ended.
 func hookRun(t *testing.T, args ...string) (stderr string, ws syscall.WaitStatus) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, testHooksBin(t), args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("govmm %v hung\n%s", args, errb.String())
-	}
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	return errb.String(), cmd.ProcessState.Sys().(syscall.WaitStatus)
+	r := RunBin(t, testHooksBin(t), 60*time.Second, args...)
+	return r.Stderr, r.Status
 }
 
 // TestSeccompKillsForbiddenSyscall: each thread class issues openat (which

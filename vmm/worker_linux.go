@@ -21,11 +21,10 @@ type deviceWorker struct {
 	epfd int
 	// stopfd is an eventfd that wakes the worker to exit.
 	stopfd int
-	// queueFDs maps an ioeventfd to its queue index. Written before the
-	// thread starts, read-only afterwards.
-	queueFDs map[int]int
-	// byQueue is the ioeventfd of each queue, the inverse of queueFDs.
-	byQueue []int
+	// queueFDs[q] is queue q's ioeventfd (-1: none). Written before the
+	// thread starts, read-only afterwards. A device has a handful of
+	// queues, so finding the queue of an fd is a scan (queueOf).
+	queueFDs []int
 	notify   func(queue int)
 	// retry, if set, is called after each batch of notifications and
 	// returns how long until throttled work should be retried (0: none).
@@ -45,7 +44,7 @@ func newDeviceWorker(name string, notify func(int), retry func() time.Duration) 
 		unix.Close(epfd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	w := &deviceWorker{name: name, epfd: epfd, stopfd: stopfd, queueFDs: map[int]int{},
+	w := &deviceWorker{name: name, epfd: epfd, stopfd: stopfd,
 		notify: notify, retry: retry, done: make(chan struct{})}
 	if err := w.watch(stopfd); err != nil {
 		w.close()
@@ -73,24 +72,33 @@ func (w *deviceWorker) addQueue(q int) (int, error) {
 		unix.Close(fd)
 		return -1, err
 	}
-	w.queueFDs[fd] = q
-	for len(w.byQueue) <= q {
-		w.byQueue = append(w.byQueue, -1)
+	for len(w.queueFDs) <= q {
+		w.queueFDs = append(w.queueFDs, -1)
 	}
-	w.byQueue[q] = fd
+	w.queueFDs[q] = fd
 	return fd, nil
+}
+
+// queueOf returns the queue whose ioeventfd is fd.
+func (w *deviceWorker) queueOf(fd int) (int, bool) {
+	for q, qfd := range w.queueFDs {
+		if qfd == fd {
+			return q, true
+		}
+	}
+	return -1, false
 }
 
 // kick wakes the worker for queue q as KVM would on a guest QueueNotify:
 // by signalling the queue's ioeventfd. It is how a notification raised on
 // a vCPU thread reaches the device without the device running there.
 func (w *deviceWorker) kick(q int) {
-	if q < 0 || q >= len(w.byQueue) || w.byQueue[q] < 0 {
+	if q < 0 || q >= len(w.queueFDs) || w.queueFDs[q] < 0 {
 		return
 	}
 	one := [8]byte{1}
 	// EAGAIN means the counter is saturated: the worker is woken anyway.
-	_, _ = unix.Write(w.byQueue[q], one[:])
+	_, _ = unix.Write(w.queueFDs[q], one[:])
 }
 
 // start launches the worker thread. park is called on that thread once it
@@ -126,17 +134,17 @@ func (w *deviceWorker) loop(park func(tid int) bool) {
 			// Drain the counter first: a kick that lands while the device
 			// works then makes the fd readable again, so none is lost.
 			unix.Read(fd, buf[:])
-			if q, ok := w.queueFDs[fd]; ok {
+			if q, ok := w.queueOf(fd); ok {
 				w.notify(q)
 			}
 		}
 		timeout = -1
 		if n == 0 && w.retry != nil {
 			// The retry timer fired: let the device resume throttled work.
-			// Each ioeventfd is one queue (addQueue), so this notifies
-			// every queue once, without building a set per retry.
-			for _, q := range w.queueFDs {
-				w.notify(q)
+			for q, fd := range w.queueFDs {
+				if fd >= 0 {
+					w.notify(q)
+				}
 			}
 		}
 		if w.retry != nil {
@@ -161,8 +169,10 @@ func (w *deviceWorker) stop() {
 
 // close releases the fds; the KVM ioeventfd registrations go with the VM.
 func (w *deviceWorker) close() {
-	for fd := range w.queueFDs {
-		unix.Close(fd)
+	for _, fd := range w.queueFDs {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 	}
 	unix.Close(w.stopfd)
 	unix.Close(w.epfd)

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"path/filepath"
 
 	"github.com/govmm/govmm/sandbox/mac"
 )
@@ -20,8 +19,18 @@ const (
 // needs a supervisor, which sets the label on the thread that forks the
 // VM and undoes the image labels or profile when it ends.
 func (o *runOptions) wantsExecLabel() bool {
-	b, err := mac.Select(o.mac)
+	b, err := o.macBackend()
 	return err == nil && (b.Kind == mac.KindSELinux || b.Kind == mac.KindAppArmor)
+}
+
+// macBackend resolves --mac against this host once: its probes read /proc
+// and /sys, and the supervisor decision, Landlock and the labels all ask.
+func (o *runOptions) macBackend() (mac.Backend, error) {
+	if !o.macResolved {
+		o.macB, o.macErr = mac.Select(o.mac)
+		o.macResolved = true
+	}
+	return o.macB, o.macErr
 }
 
 // execLabel prepares the SELinux or AppArmor confinement of the VM
@@ -30,19 +39,16 @@ func (o *runOptions) wantsExecLabel() bool {
 // VM uses (kernel, initrd, disks); jailRoot is the per-VM root when jailed.
 // For other mechanisms it returns nils.
 func (o *runOptions) execLabel(log *slog.Logger, jailRoot string) (beforeExec func() error, cleanup func(), err error) {
-	b, err := mac.Select(o.mac)
+	b, err := o.macBackend()
 	if err != nil {
 		return nil, nil, err
 	}
-	abs := func(p string) string {
-		if p == "" {
-			return ""
-		}
-		a, err := filepath.Abs(p)
-		if err != nil {
-			return p
-		}
-		return a
+	if b.Kind != mac.KindSELinux && b.Kind != mac.KindAppArmor {
+		return nil, nil, nil
+	}
+	f, err := o.vmFiles()
+	if err != nil {
+		return nil, nil, fmt.Errorf("--mac=%s: %w", o.mac, err)
 	}
 	switch b.Kind {
 	case mac.KindSELinux:
@@ -57,14 +63,9 @@ func (o *runOptions) execLabel(log *slog.Logger, jailRoot string) (beforeExec fu
 		if err == nil {
 			var img string
 			if img, err = mac.ImageLabel(selinuxImageType, res.Level); err == nil {
-				var files []string
-				for _, p := range []string{o.kernel, o.initrd} {
-					if p != "" {
-						files = append(files, abs(p))
-					}
-				}
-				for _, d := range o.disks {
-					files = append(files, abs(d.Path))
+				files := f.images()
+				for _, d := range f.disks {
+					files = append(files, d.Path)
 				}
 				var rl *mac.Relabel
 				if rl, err = mac.LabelFiles(img, files...); err == nil {
@@ -83,10 +84,10 @@ func (o *runOptions) execLabel(log *slog.Logger, jailRoot string) (beforeExec fu
 		_ = res.Release()
 		return nil, nil, fmt.Errorf("--mac=%s: %w", o.mac, err)
 	case mac.KindAppArmor:
-		spec := mac.ProfileSpec{Name: "govmm-" + o.id, Kernel: abs(o.kernel), Initrd: abs(o.initrd),
+		spec := mac.ProfileSpec{Name: "govmm-" + o.id, Kernel: f.kernel, Initrd: f.initrd,
 			Devices: []string{"/dev/kvm"}, JailRoot: jailRoot}
-		for _, d := range o.disks {
-			spec.Disks = append(spec.Disks, mac.Disk{Path: abs(d.Path), ReadOnly: d.ReadOnly})
+		for _, d := range f.disks {
+			spec.Disks = append(spec.Disks, mac.Disk{Path: d.Path, ReadOnly: d.ReadOnly})
 		}
 		profile, err := mac.GenerateProfile(spec)
 		if err != nil {

@@ -13,18 +13,21 @@ import (
 	"github.com/govmm/govmm/cmd/govmm/demo"
 	"github.com/govmm/govmm/devices/virtio/blk"
 	"github.com/govmm/govmm/sandbox/jail"
+	"github.com/govmm/govmm/sandbox/mac"
 	"github.com/govmm/govmm/vmm"
 )
 
 // runOptions is the parsed `govmm run` command line. The supervisor (jail or
 // cgroup parent) re-creates a child's command line from it with
-// childArgs, so every field here must round-trip through flags.
+// childArgs, so every flag here must round-trip; the derived fields (cons,
+// the --mac resolution) are recomputed by the child.
 type runOptions struct {
 	kernel, initrd, cmdline, cpuModel, memory, console, irqchip, logLevel string
 	cmdlineSet                                                            bool
 	cpus                                                                  int
 	hugepages, prefault                                                   bool
 	disks                                                                 []blk.Spec
+	cons                                                                  consoleSpec // --console, parsed
 
 	// Confinement (sandbox_linux.go).
 	id                   string
@@ -38,6 +41,11 @@ type runOptions struct {
 	netns                string
 	cgroupFlagsSet       bool // --cpu-weight, --cpu-max or --pids-max given
 	testHookOpts              // empty except in test-hooks builds (testhook_on.go)
+
+	// The --mac resolution, made once by macBackend (mac_linux.go).
+	macResolved bool
+	macB        mac.Backend
+	macErr      error
 }
 
 // parseRunFlags parses args. ok is false when the command is finished
@@ -88,6 +96,11 @@ func parseRunFlags(args []string, stdout, stderr io.Writer) (o *runOptions, code
 			o.cgroupFlagsSet = true
 		}
 	})
+	cons, err := parseConsole(o.console)
+	if err != nil {
+		return nil, fail(stderr, vmm.CodeUsage, err), false
+	}
+	o.cons = cons
 	if err := o.validateSandbox(); err != nil {
 		return nil, fail(stderr, vmm.CodeUsage, err), false
 	}
@@ -121,7 +134,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, vmm.CodeUsage, err)
 	}
 	if child == nil && o.needsSupervisor() {
-		return supervise(o, stdout, stderr, log)
+		return supervise(o, cfg, stdout, stderr, log)
 	}
 	return runVM(o, cfg, child, stdout, stderr, log)
 }
@@ -133,9 +146,6 @@ func (o *runOptions) vmConfig() (vmm.Config, error) {
 	memSize, err := parseSize(o.memory)
 	if err != nil {
 		return vmm.Config{}, fmt.Errorf("--memory: %w", err)
-	}
-	if _, err := parseConsole(o.console); err != nil {
-		return vmm.Config{}, err
 	}
 	cfg := vmm.Config{Disks: o.disks, Cmdline: o.cmdline, Memory: memSize, CPUs: o.cpus}
 	cfg.MemoryOptions.HugePages = o.hugepages
@@ -177,16 +187,24 @@ func (o *runOptions) vmConfig() (vmm.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// openConsole opens (creating or truncating) the --console file.
+func openConsole(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("--console: %w", err)
+	}
+	return f, nil
+}
+
 // runVM runs the VM in this process, confined as the options say.
 func runVM(o *runOptions, cfg vmm.Config, child *jail.Child, stdout, stderr io.Writer, log *slog.Logger) int {
-	cons, _ := parseConsole(o.console) // validated by vmConfig
-	switch cons.kind {
+	switch o.cons.kind {
 	case "stdout":
 		cfg.Console = stdout
 	case "file":
-		f, err := os.OpenFile(cons.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o640)
+		f, err := openConsole(o.cons.path)
 		if err != nil {
-			return fail(stderr, vmm.CodeUsage, fmt.Errorf("--console: %w", err))
+			return fail(stderr, vmm.CodeUsage, err)
 		}
 		defer f.Close()
 		cfg.Console = f

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/govmm/govmm/devices/virtio/blk"
 	"github.com/govmm/govmm/sandbox/cgroup"
 	"github.com/govmm/govmm/sandbox/jail"
 	"github.com/govmm/govmm/sandbox/mac"
@@ -62,10 +63,8 @@ func (o *runOptions) validateSandbox() error {
 	if _, err := seccomp.ParseMode(o.seccomp); err != nil {
 		return fmt.Errorf("--seccomp: %w", err)
 	}
-	switch o.mac {
-	case "auto", "selinux", "apparmor", "landlock", "off", "required":
-	default:
-		return fmt.Errorf("--mac %q: want auto, selinux, apparmor, landlock, off or required", o.mac)
+	if err := mac.ValidateMode(o.mac); err != nil {
+		return err // names --mac
 	}
 	switch o.cgroup {
 	case "auto", "on", "off":
@@ -167,7 +166,7 @@ func applyMAC(o *runOptions, cfg *vmm.Config, supervised bool, log *slog.Logger)
 		log.Info("landlock: file system restricted to the VM's files (at exec)")
 		return nil
 	}
-	b, err := mac.Select(o.mac)
+	b, err := o.macBackend()
 	if err != nil {
 		return err
 	}
@@ -205,45 +204,75 @@ func applyMAC(o *runOptions, cfg *vmm.Config, supervised bool, log *slog.Logger)
 
 // landlockPaths lists the files the VM process opens after MAC is
 // applied (or again after ExecRestricted): the kernel and initrd (read),
-// the disks, the console file and /dev/kvm. Absolute, since Landlock rules
-// and the checks on them take absolute paths.
+// the disks, the console file and /dev/kvm.
 func landlockPaths(o *runOptions, cfg *vmm.Config) (ro, rw []string, err error) {
-	abs := func(p string) (string, error) { return filepath.Abs(p) }
-	add := func(list *[]string, p string) error {
-		a, err := abs(p)
-		if err != nil {
-			return err
-		}
-		*list = append(*list, a)
-		return nil
+	f, err := o.vmFiles()
+	if err != nil {
+		return nil, nil, err
 	}
 	kvmPath := cfg.KVMPath
 	if kvmPath == "" {
 		kvmPath = "/dev/kvm"
 	}
+	ro = f.images()
 	rw = []string{kvmPath}
-	for _, p := range []string{o.kernel, o.initrd} {
-		if p != "" {
-			if err := add(&ro, p); err != nil {
-				return nil, nil, err
-			}
-		}
-	}
-	for _, d := range cfg.Disks {
-		list := &rw
+	for _, d := range f.disks {
 		if d.ReadOnly {
-			list = &ro
-		}
-		if err := add(list, d.Path); err != nil {
-			return nil, nil, err
+			ro = append(ro, d.Path)
+		} else {
+			rw = append(rw, d.Path)
 		}
 	}
-	if cons, _ := parseConsole(o.console); cons.kind == "file" {
-		if err := add(&rw, cons.path); err != nil {
+	if o.cons.kind == "file" {
+		c, err := filepath.Abs(o.cons.path)
+		if err != nil {
 			return nil, nil, err
 		}
+		rw = append(rw, c)
 	}
 	return ro, rw, nil
+}
+
+// vmFiles are the host files a VM uses, with absolute paths, as MAC rules
+// and labels need them.
+type vmFiles struct {
+	kernel, initrd string // "" when not given
+	disks          []blk.Spec
+}
+
+// images are the kernel and initrd that were given.
+func (f vmFiles) images() []string {
+	var out []string
+	for _, p := range []string{f.kernel, f.initrd} {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (o *runOptions) vmFiles() (vmFiles, error) {
+	abs := func(p string) (string, error) {
+		if p == "" {
+			return "", nil
+		}
+		return filepath.Abs(p)
+	}
+	var f vmFiles
+	var err error
+	if f.kernel, err = abs(o.kernel); err != nil {
+		return f, err
+	}
+	if f.initrd, err = abs(o.initrd); err != nil {
+		return f, err
+	}
+	for _, d := range o.disks {
+		if d.Path, err = abs(d.Path); err != nil {
+			return f, err
+		}
+		f.disks = append(f.disks, d)
+	}
+	return f, nil
 }
 
 func (s *vmSandbox) BeforeGuest(threads []vmm.Thread) error {

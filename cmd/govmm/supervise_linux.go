@@ -21,14 +21,13 @@ import (
 // the jail root and the cgroup after it ended. The child's exit code is
 // ours; a child killed by a signal (SIGSYS from a seccomp filter, say) is
 // reported and gives 128+signal, as a shell would.
-func supervise(o *runOptions, stdout, stderr io.Writer, log *slog.Logger) int {
+func supervise(o *runOptions, cfg vmm.Config, stdout, stderr io.Writer, log *slog.Logger) int {
 	if os.Geteuid() != 0 {
 		return fail(stderr, vmm.CodeUsage, errors.New("--jail and per-VM cgroups need root (without root, run with --cgroup=off and no --jail)"))
 	}
 	var group *cgroup.Group
 	if o.wantCgroup() {
-		mem, _ := parseSize(o.memory) // validated by vmConfig
-		r := cgroup.Resources{CPUWeight: o.cpuWeight, MemoryMax: int64(mem) + cgroupMemoryOverhead, PidsMax: o.pidsMax}
+		r := cgroup.Resources{CPUWeight: o.cpuWeight, MemoryMax: int64(cfg.Memory) + cgroupMemoryOverhead, PidsMax: o.pidsMax}
 		if o.cpuMax != "" {
 			r.CPUQuota, r.CPUPeriod, _ = cgroup.ParseCPUMax(o.cpuMax)
 		}
@@ -48,12 +47,12 @@ func supervise(o *runOptions, stdout, stderr io.Writer, log *slog.Logger) int {
 		KVM: true, Stdout: stdout, Stderr: stderr,
 	}
 	child := *o
-	if cons, _ := parseConsole(o.console); cons.kind == "file" {
+	if o.cons.kind == "file" {
 		// The supervisor opens the console file (the jailed child could
 		// not reach it) and gives it to the child as its stdout.
-		f, err := os.OpenFile(cons.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o640)
+		f, err := openConsole(o.cons.path)
 		if err != nil {
-			return fail(stderr, vmm.CodeUsage, fmt.Errorf("--console: %w", err))
+			return fail(stderr, vmm.CodeUsage, err)
 		}
 		defer f.Close()
 		spec.Stdout = f

@@ -44,17 +44,13 @@ func ExecRestricted(ro, rw []string) error {
 	if _, err := LandlockABI(); err != nil {
 		return err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("landlock: finding our own binary: %w", err)
-	}
 	env := append(os.Environ(),
 		C.GOVMM_LANDLOCK_RO_ENV+"="+strings.Join(ro, "\n"),
 		C.GOVMM_LANDLOCK_RW_ENV+"="+strings.Join(rw, "\n"))
 	// execve replaces every thread; inherited fds keep their CLOEXEC
 	// flags, and Go opens everything CLOEXEC.
-	err = syscall.Exec("/proc/self/exe", os.Args, env)
-	return fmt.Errorf("landlock: execve %s: %w", exe, err)
+	err := syscall.Exec("/proc/self/exe", os.Args, env)
+	return fmt.Errorf("landlock: execve /proc/self/exe: %w", err)
 }
 
 // ErrRestrictAtStart is returned by RestrictedAtStart when the

@@ -32,6 +32,19 @@ type Probes struct {
 	SELinux, AppArmor, Landlock Probe
 }
 
+// Modes are the --mac values Select accepts.
+var Modes = []string{"auto", string(KindSELinux), string(KindAppArmor), string(KindLandlock), "off", "required"}
+
+// ValidateMode checks a --mac value without probing the host.
+func ValidateMode(mode string) error {
+	for _, m := range Modes {
+		if mode == m {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w %q: want %s", ErrUnknownMode, mode, strings.Join(Modes, ", "))
+}
+
 // Select resolves --mac=auto|selinux|apparmor|landlock|off|required against
 // this host.
 func Select(mode string) (Backend, error) { return SelectWith(mode, HostProbes()) }
@@ -79,5 +92,5 @@ func SelectWith(mode string, p Probes) (Backend, error) {
 		}
 		return Backend{Kind: m.kind}, nil
 	}
-	return Backend{}, fmt.Errorf("%w %q: want auto, selinux, apparmor, landlock, off or required", ErrUnknownMode, mode)
+	return Backend{}, ValidateMode(mode)
 }

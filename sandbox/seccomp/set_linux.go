@@ -85,10 +85,10 @@ func (s *Set) BaselineSyscalls() []string { return names(s.pol.baseline) }
 // It first does, while it still can, the lazy one-time initialisations
 // that a thread could otherwise hit later and be killed for: loading the
 // local time zone (slog's time stamps open /etc/localtime on first use),
-// starting the netpoller (the first timer creates an epoll fd and an
-// eventfd), and turning off glibc malloc's look-ups of /sys and /proc
-// (see tameMalloc; the ninth thread would open
-// /sys/devices/system/cpu/online). It then sets no_new_privs, which
+// and starting the netpoller (the first timer creates an epoll fd and an
+// eventfd). glibc malloc's look-ups of /sys and /proc are turned off
+// before any thread exists (govmm_tame_malloc in malloc_linux.go). It
+// then sets no_new_privs, which
 // stays set for the life of the process: no later execve can gain
 // privileges (set-uid or file capabilities).
 func (s *Set) InstallProcess() error {
@@ -101,10 +101,7 @@ func (s *Set) InstallProcess() error {
 	if !s.installed.CompareAndSwap(false, true) {
 		return errors.New("seccomp: InstallProcess called twice")
 	}
-	if err := warmUp(); err != nil {
-		s.installed.Store(false)
-		return fmt.Errorf("seccomp: %w", err)
-	}
+	warmUp()
 	// no_new_privs is a per-thread bit, and TSYNC copies it only from the
 	// calling thread to the others: prctl and seccomp must run on the
 	// same thread. The lock is released afterwards because the baseline
@@ -130,13 +127,12 @@ func (s *Set) InstallProcess() error {
 	return nil
 }
 
-// warmUp triggers the lazy initialisations, in the standard library and
-// in glibc, that make system calls no program allows.
-func warmUp() error {
+// warmUp triggers the standard library's lazy initialisations that make
+// system calls no program allows.
+func warmUp() {
 	_, _ = time.Now().Zone() // loads time.Local: openat, read, close
 	// The first timer starts the netpoller (epoll_create1, eventfd2).
 	time.AfterFunc(time.Hour, func() {}).Stop()
-	return tameMalloc()
 }
 
 // InstallThread loads the program of class c on the calling OS thread

@@ -176,10 +176,8 @@ func (t *Transport) notifyFromVCPU(q int) {
 		t.Notify(q)
 		return
 	}
-	t.mu.Lock()
-	ok := q >= 0 && q < len(t.queues)
-	t.mu.Unlock()
-	if ok {
+	// len(t.queues) is fixed by New, so the range check needs no lock.
+	if q >= 0 && q < len(t.queues) {
 		t.kick(q) // the worker's Notify re-checks that the queue is live
 	} else {
 		t.debug("notification dropped", "queue", q)
