@@ -214,3 +214,25 @@ func FuzzParseTIDs(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseMsg: the supervisor parses every datagram the (sandboxed) child
+// sends. Whatever it accepts is bounded, has no newline or NUL, and is
+// exactly what formatMsg would have sent, except that an empty body after a
+// space is not canonical.
+func FuzzParseMsg(f *testing.F) {
+	for _, s := range []string{"ready\n", "vcpus 1 2\n", "fail step x: y\n", "", "ready", "a\nb\n", "a\x00\n", "x \n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		kind, body, err := parseMsg(b, 64)
+		if err != nil {
+			return
+		}
+		if len(b) > 64 || strings.ContainsAny(kind+body, "\n\x00") {
+			t.Fatalf("parseMsg(%q) accepted %q %q", b, kind, body)
+		}
+		if got := formatMsg(kind, body); string(got) != string(b) && string(b) != kind+" \n" {
+			t.Fatalf("parseMsg(%q) = %q %q, which formats as %q", b, kind, body, got)
+		}
+	})
+}
