@@ -125,25 +125,34 @@ func (g *Guest) find(gpa, n uint64) ([]byte, error) {
 // findRegion returns the region holding all of [gpa, gpa+n) and the offset of
 // gpa in it.
 func (g *Guest) findRegion(gpa, n uint64) (*Region, uint64, error) {
+	i := g.regionOf(gpa, n)
+	if i < 0 {
+		return nil, 0, outOfRange(gpa, n)
+	}
+	r := &g.regions[i]
+	return r, gpa - r.GPA, nil
+}
+
+// regionOf is the bounds check under every access: the index of the region
+// holding all of [gpa, gpa+n), or -1, including when gpa+n wraps past
+// 2^64. It builds no error, so that Contains, which a virtqueue calls for
+// every descriptor, costs only the comparisons.
+func (g *Guest) regionOf(gpa, n uint64) int {
 	end := gpa + n
 	if end < gpa {
-		return nil, 0, outOfRange(gpa, n)
+		return -1
 	}
 	// Few regions (at most two for New): a linear scan beats a binary search.
 	for i := range g.regions {
-		r := &g.regions[i]
-		if gpa >= r.GPA && end <= r.GPA+r.Size {
-			return r, gpa - r.GPA, nil
+		if r := &g.regions[i]; gpa >= r.GPA && end <= r.GPA+r.Size {
+			return i
 		}
 	}
-	return nil, 0, outOfRange(gpa, n)
+	return -1
 }
 
 // Contains reports whether [gpa, gpa+n) lies entirely inside one RAM region.
-func (g *Guest) Contains(gpa, n uint64) bool {
-	_, err := g.find(gpa, n)
-	return err == nil
-}
+func (g *Guest) Contains(gpa, n uint64) bool { return g.regionOf(gpa, n) >= 0 }
 
 // Slice returns the host bytes backing [gpa, gpa+n). The slice aliases guest
 // RAM and has cap n, so appending to it can never reach past the range.

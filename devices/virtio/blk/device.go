@@ -50,11 +50,9 @@ func (d *Disk) dropQueue() {
 
 // clearScratch forgets every slice into guest RAM held between requests.
 func (d *Disk) clearScratch() {
-	clear(d.descs[:cap(d.descs)])
-	clear(d.data[:cap(d.data)])
 	clear(d.bufs[:cap(d.bufs)])
 	clear(d.iov[:cap(d.iov)])
-	d.descs, d.data, d.bufs, d.iov, d.dwz = d.descs[:0], d.data[:0], d.bufs[:0], d.iov[:0], d.dwz[:0]
+	d.descs, d.bufs, d.iov, d.dwz = d.descs[:0], d.bufs[:0], d.iov[:0], d.dwz[:0]
 	d.req = request{}
 }
 
@@ -131,7 +129,7 @@ func (d *Disk) process() {
 				ok, wait := d.limiter.Take(d.req.cost())
 				if !ok {
 					if !d.pending {
-						d.stats.throttled.Add(1)
+						d.stats.throttled.add(1)
 					}
 					d.pending = true
 					d.retry = d.now().Add(wait)
@@ -203,21 +201,20 @@ func (d *Disk) signal() {
 // not touched again until Reset, and the transport sets NEEDS_RESET.
 func (d *Disk) violation(err error) {
 	d.broken, d.pending = true, false
-	d.stats.protocolErrors.Add(1)
+	d.stats.protocolErrors.add(1)
 	d.clearScratch()
 	d.ctx.NeedsReset(err)
 }
 
 // parse turns d.descs into d.req and validates it.
 func (d *Disk) parse(head uint16) error {
-	r, data, err := splitChain(d.ctx.Mem, d.descs, d.data[:0])
-	d.data = data[:0] // keep a grown backing array (it never needs to grow: see Open)
-	if err != nil {
+	r := &d.req
+	*r = request{head: head}
+	if err := splitChain(d.ctx.Mem, d.descs, r); err != nil {
+		*r = request{}
 		return err
 	}
-	r.head = head
-	d.dwz = d.validate(d.ctx.Mem, &r, d.dwz[:0])
-	d.req = r
+	d.dwz = d.validate(d.ctx.Mem, r, d.dwz[:0])
 	d.stats.countType(r.typ)
 	return nil
 }
@@ -233,12 +230,12 @@ func (d *Disk) complete() error {
 	}
 	switch status {
 	case StatusIOErr:
-		d.stats.ioErrors.Add(1)
+		d.stats.ioErrors.add(1)
 		if r.hostFail {
-			d.stats.hostIOErrors.Add(1)
+			d.stats.hostIOErrors.add(1)
 		}
 	case StatusUnsupp:
-		d.stats.unsuppErrors.Add(1)
+		d.stats.unsuppErrors.add(1)
 	}
 	// The status goes in only now: for FLUSH, after fdatasync returned.
 	if err := d.ctx.Mem.WriteU8(r.status, status); err != nil {

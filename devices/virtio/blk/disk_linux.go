@@ -88,7 +88,6 @@ func Open(path string, opts Options) (_ *Disk, err error) {
 		blkSize:  SectorSize,
 		ioAlign:  SectorSize,
 		descs:    make([]desc, 0, QueueSize),
-		data:     make([]desc, 0, QueueSize+1), // <= one per buffer, +1 for a header tail
 		bufs:     make([][]byte, 0, QueueSize),
 		iov:      make([]iovec, 0, QueueSize),
 		dwz:      make([]dwzSeg, 0, max(MaxDiscardSeg, MaxWriteZeroesSeg)),

@@ -41,9 +41,9 @@ func (d *Disk) execute(r *request) (status uint8, written uint32) {
 			return StatusIOErr, written
 		}
 		if r.typ == TypeIn {
-			d.stats.bytesRead.Add(n)
+			d.stats.bytesRead.add(n)
 		} else {
-			d.stats.bytesWritten.Add(n)
+			d.stats.bytesWritten.add(n)
 		}
 		return StatusOK, written
 	case TypeFlush:
@@ -138,17 +138,10 @@ func (d *Disk) guestBufs(r *request) error {
 				continue
 			}
 		}
-		// One segment (or a run that is not one host range): the chain
-		// walk already resolved each buffer it returned; a segment the
-		// request parser cut out of one (header or status sharing a
-		// buffer) has its own length and is looked up again.
+		// One segment, or a run that is not one host range (it crosses
+		// from one RAM region into the next): each part on its own.
 		for ; i < j; i++ {
-			b := data[i]
-			if b.Host != nil && uint64(len(b.Host)) == uint64(b.Len) {
-				d.bufs = append(d.bufs, b.Host)
-				continue
-			}
-			s, err := d.ctx.Mem.Slice(b.Addr, uint64(b.Len))
+			s, err := d.ctx.Mem.Slice(data[i].Addr, uint64(data[i].Len))
 			if err != nil {
 				return err
 			}

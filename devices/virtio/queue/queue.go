@@ -11,12 +11,14 @@
 // DEVICE_NEEDS_RESET. Nothing here panics or loops on guest input.
 //
 // Memory ordering (§2.7.13 "Supplying Buffers to The Device", §2.7.14
-// "Receiving Used Buffers"): avail->idx is read with memory.LoadU16Acquire
-// before the ring entry and descriptors it publishes; used->idx is written
-// with memory.StoreU16Release after the used element it publishes. Both are
-// sync/atomic operations, which Go defines as sequentially consistent; that
-// also gives the full (store->load) barrier the notification-suppression
-// protocol needs, see EnableNotification and NeedsNotify.
+// "Receiving Used Buffers"): avail->idx is read with an atomic load
+// (memory.Word16) before the ring entry and descriptors it publishes;
+// used->idx is written with an atomic store (memory.Word32, together with
+// used->flags, which the device also owns) after the used element it
+// publishes. Both are sync/atomic operations, which Go defines as
+// sequentially consistent; that also gives the full (store->load) barrier
+// the notification-suppression protocol needs, see EnableNotification and
+// NeedsNotify.
 //
 // Threads: a Queue and its Chain are owned by one goroutine at a time (the
 // device's worker). They hold no locks and are not safe for concurrent use.
@@ -103,14 +105,19 @@ type Queue struct {
 	cfg  Config
 	mask uint16
 
-	// Addresses of the fields the device touches, computed once in New
-	// (all proven inside RAM there).
-	availIdx, availRing, usedEvent uint64 // driver area
-	usedFlags, usedIdx, usedRing   uint64 // device area
-	availEvent                     uint64
+	// The ring fields the device touches on every request, checked and
+	// resolved once in New: handles for the atomically accessed indices
+	// (memory.Word16/Word32: no region look-up per access), addresses for
+	// the ring entries (looked up per access: their slot moves).
+	availFlags, availIdx memory.Word16 // driver area
+	usedEvent            memory.Word16 // only with EventIdx
+	usedHeader           memory.Word32 // used->flags | used->idx<<16, device-owned
+	availEvent           memory.Word16 // only with EventIdx
+	availRing, usedRing  uint64
 
 	lastAvail uint16 // next avail ring slot to consume (free-running)
 	nextUsed  uint16 // used->idx the device will publish next (free-running)
+	usedFlags uint16 // used->flags as last published (0 or UsedFNoNotify)
 
 	// signalled is used->idx at the last NeedsNotify, for vring_need_event.
 	signalled      uint16
@@ -152,30 +159,40 @@ func New(mem *memory.Guest, cfg Config) (*Queue, error) {
 		}
 	}
 	q := &Queue{
-		mem:        mem,
-		cfg:        cfg,
-		mask:       cfg.Size - 1,
-		availIdx:   cfg.AvailAddr + 2,
-		availRing:  cfg.AvailAddr + 4,
-		usedEvent:  cfg.AvailAddr + 4 + 2*n,
-		usedFlags:  cfg.UsedAddr,
-		usedIdx:    cfg.UsedAddr + 2,
-		usedRing:   cfg.UsedAddr + 4,
-		availEvent: cfg.UsedAddr + 4 + usedElem*n,
+		mem:       mem,
+		cfg:       cfg,
+		mask:      cfg.Size - 1,
+		availRing: cfg.AvailAddr + 4,
+		usedRing:  cfg.UsedAddr + 4,
 	}
 	// The index atomics operate on the naturally aligned host word around
-	// the u16 (memory.LoadU16Acquire), which for the trailing event fields
-	// can reach 2 bytes past the ring. Probe every atomically accessed field
-	// now so that a ring placed flush against the end of a region is refused
-	// here rather than failing later on the data path.
-	probe := []uint64{cfg.AvailAddr, q.availIdx, q.usedFlags, q.usedIdx}
+	// each u16 (memory.Word16), which for the trailing event fields can
+	// reach 2 bytes past the ring. Resolving every handle now also refuses
+	// a ring placed flush against the end of a region here rather than on
+	// the data path. The used ring's flags and idx form one aligned word
+	// (UsedAlign is 4) that only the device writes.
+	words := []struct {
+		w   *memory.Word16
+		gpa uint64
+	}{{&q.availFlags, cfg.AvailAddr}, {&q.availIdx, cfg.AvailAddr + 2}}
 	if cfg.EventIdx {
-		probe = append(probe, q.usedEvent, q.availEvent)
+		words = append(words, struct {
+			w   *memory.Word16
+			gpa uint64
+		}{&q.usedEvent, cfg.AvailAddr + 4 + 2*n}, struct {
+			w   *memory.Word16
+			gpa uint64
+		}{&q.availEvent, cfg.UsedAddr + 4 + usedElem*n})
 	}
-	for _, gpa := range probe {
-		if _, err := mem.LoadU16Acquire(gpa); err != nil {
-			return nil, fmt.Errorf("%w: ring index at %#x: %v", ErrRingOutsideRAM, gpa, err)
+	for _, w := range words {
+		var err error
+		if *w.w, err = mem.Word16(w.gpa); err != nil {
+			return nil, fmt.Errorf("%w: ring index at %#x: %v", ErrRingOutsideRAM, w.gpa, err)
 		}
+	}
+	var err error
+	if q.usedHeader, err = mem.Word32(cfg.UsedAddr); err != nil {
+		return nil, fmt.Errorf("%w: used ring header at %#x: %v", ErrRingOutsideRAM, cfg.UsedAddr, err)
 	}
 	q.chain.q = q
 	return q, nil
@@ -227,10 +244,7 @@ func (q *Queue) Pop() (*Chain, bool, error) {
 	}
 	// Acquire: the ring entry and descriptors written before idx are visible
 	// after this load (§2.7.13.3.1: the driver's barrier before the idx update).
-	idx, err := q.mem.LoadU16Acquire(q.availIdx)
-	if err != nil {
-		return nil, false, q.fail(fmt.Errorf("%w: avail idx: %w", ErrGuestMemory, err))
-	}
+	idx := q.availIdx.Load()
 	pending := idx - q.lastAvail // free-running, wraps at 2^16
 	if pending == 0 {
 		return nil, false, nil
@@ -271,10 +285,15 @@ func (q *Queue) PushUsed(head uint16, written uint32) error {
 		return q.fail(fmt.Errorf("%w: used ring: %w", ErrGuestMemory, err))
 	}
 	q.nextUsed++
-	if err := q.mem.StoreU16Release(q.usedIdx, q.nextUsed); err != nil {
-		return q.fail(fmt.Errorf("%w: used idx: %w", ErrGuestMemory, err))
-	}
+	q.publishUsedHeader()
 	return nil
+}
+
+// publishUsedHeader stores used->flags and used->idx as one atomic word:
+// the device owns both, so there is nothing of the guest's to preserve and
+// no compare-and-swap is needed.
+func (q *Queue) publishUsedHeader() {
+	q.usedHeader.Store(uint32(q.usedFlags) | uint32(q.nextUsed)<<16)
 }
 
 // NeedsNotify reports whether the driver wants a used-buffer notification
@@ -287,31 +306,23 @@ func (q *Queue) PushUsed(head uint16, written uint32) error {
 // is vring_need_event(used_event, new, old) over the batch [old, new).
 //
 // Barrier: the driver publishes used_event/flags and then re-reads
-// used->idx; we publish used->idx (StoreU16Release, a sequentially
-// consistent CAS) and then read used_event/flags (LoadU16Acquire, a
-// sequentially consistent load). Go orders sequentially consistent atomics
-// in one total order consistent with program order, so our load cannot be
-// satisfied before our store is visible (on amd64 the LOCK CMPXCHG is a
-// full fence): either we see the driver's new used_event or the driver sees
+// used->idx; we publish used->idx (a sequentially consistent atomic store)
+// and then read used_event/flags (a sequentially consistent load). Go
+// orders sequentially consistent atomics in one total order consistent
+// with program order, so our load cannot be satisfied before our store is
+// visible (on amd64 the store is an XCHG, a full fence): either we see the driver's new used_event or the driver sees
 // our new used->idx. A missed interrupt is impossible; a spurious one is
 // allowed (§2.7.7.1 "The driver MUST handle spurious notifications").
-//
-// A failing memory access answers true: a spurious interrupt is harmless.
 func (q *Queue) NeedsNotify() bool {
 	if !q.cfg.EventIdx {
-		flags, err := q.mem.LoadU16Acquire(q.cfg.AvailAddr)
-		return err != nil || flags&AvailFNoInterrupt == 0
+		return q.availFlags.Load()&AvailFNoInterrupt == 0
 	}
 	old, valid := q.signalled, q.signalledValid
 	q.signalled, q.signalledValid = q.nextUsed, true
 	if !valid {
 		return true // first batch ever: no reference point, notify
 	}
-	event, err := q.mem.LoadU16Acquire(q.usedEvent)
-	if err != nil {
-		return true
-	}
-	return NeedEvent(event, q.nextUsed, old)
+	return NeedEvent(q.usedEvent.Load(), q.nextUsed, old)
 }
 
 // NeedEvent is vring_need_event from the virtio spec (§2.7.10 and the
@@ -335,9 +346,8 @@ func (q *Queue) DisableNotification() error {
 	if q.cfg.EventIdx {
 		return nil
 	}
-	if err := q.mem.StoreU16Release(q.usedFlags, UsedFNoNotify); err != nil {
-		return q.fail(fmt.Errorf("%w: used flags: %w", ErrGuestMemory, err))
-	}
+	q.usedFlags = UsedFNoNotify
+	q.publishUsedHeader()
 	return nil
 }
 
@@ -348,8 +358,8 @@ func (q *Queue) DisableNotification() error {
 // index the device will consume ("kick me when you publish entry
 // lastAvail").
 //
-// The sequence is: store flags/avail_event (sequentially consistent CAS),
-// then load avail->idx (sequentially consistent load). The driver does the
+// The sequence is: store flags/avail_event (a sequentially consistent
+// store or CAS), then load avail->idx (sequentially consistent load). The driver does the
 // mirror image: store avail->idx, full barrier, load flags/avail_event
 // (§2.7.13.4.1). With both sides store-then-load across a full barrier one
 // of them must see the other's store: either the driver kicks, or pending
@@ -366,16 +376,14 @@ func (q *Queue) EnableNotification() (pending bool, err error) {
 		return false, q.broken()
 	}
 	if q.cfg.EventIdx {
-		err = q.mem.StoreU16Release(q.availEvent, q.lastAvail)
+		// The other half of avail_event's word is past the used ring: the
+		// guest's, so Store preserves it.
+		if err := q.availEvent.Store(q.lastAvail); err != nil {
+			return false, q.fail(fmt.Errorf("%w: avail event: %w", ErrGuestMemory, err))
+		}
 	} else {
-		err = q.mem.StoreU16Release(q.usedFlags, 0)
+		q.usedFlags = 0
+		q.publishUsedHeader()
 	}
-	if err != nil {
-		return false, q.fail(fmt.Errorf("%w: notification suppression: %w", ErrGuestMemory, err))
-	}
-	idx, err := q.mem.LoadU16Acquire(q.availIdx)
-	if err != nil {
-		return false, q.fail(fmt.Errorf("%w: avail idx: %w", ErrGuestMemory, err))
-	}
-	return idx != q.lastAvail, nil
+	return q.availIdx.Load() != q.lastAvail, nil
 }
