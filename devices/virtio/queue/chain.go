@@ -72,11 +72,12 @@ type Chain struct {
 func (c *Chain) reset(head uint16) {
 	q := c.q
 	*c = Chain{
-		q:       q,
-		head:    head,
-		table:   q.cfg.DescAddr,
-		entries: uint32(q.cfg.Size),
-		idx:     uint32(head),
+		q:        q,
+		head:     head,
+		table:    q.cfg.DescAddr,
+		tableMem: q.descMem,
+		entries:  uint32(q.cfg.Size),
+		idx:      uint32(head),
 	}
 }
 
@@ -102,7 +103,7 @@ func (c *Chain) Next() (d Desc, ok bool, err error) {
 		if !c.indirect {
 			c.mainReads++
 			if c.mainReads > size {
-				return Desc{}, false, c.fail(fmt.Errorf("%w: head %d, more than %d descriptors", ErrChainTooLong, c.head, size))
+				return Desc{}, false, c.failf(ErrChainTooLong, ", more than %d descriptors", uint64(size))
 			}
 		}
 		// c.idx < c.entries always holds here (checked where it was set),
@@ -125,15 +126,15 @@ func (c *Chain) Next() (d Desc, ok bool, err error) {
 		if flags&DescFIndirect != 0 {
 			switch {
 			case c.indirect:
-				return Desc{}, false, c.fail(fmt.Errorf("%w: head %d", ErrNestedIndirect, c.head))
+				return Desc{}, false, c.failf(ErrNestedIndirect, "")
 			case !q.cfg.Indirect:
-				return Desc{}, false, c.fail(fmt.Errorf("%w: head %d", ErrIndirectNotAllowed, c.head))
+				return Desc{}, false, c.failf(ErrIndirectNotAllowed, "")
 			case flags&DescFNext != 0:
-				return Desc{}, false, c.fail(fmt.Errorf("%w: head %d", ErrIndirectNext, c.head))
+				return Desc{}, false, c.failf(ErrIndirectNext, "")
 			case length == 0 || length%DescSize != 0 || length/DescSize > size:
-				return Desc{}, false, c.fail(fmt.Errorf("%w: head %d, len %d, size %d", ErrIndirectLen, c.head, length, size))
+				return Desc{}, false, c.failf(ErrIndirectLen, ", len %d, size %d", uint64(length), uint64(size))
 			case !q.mem.Contains(addr, uint64(length)):
-				return Desc{}, false, c.fail(fmt.Errorf("%w: head %d, indirect table %#x len %#x", ErrBufferOutsideRAM, c.head, addr, length))
+				return Desc{}, false, c.failf(ErrBufferOutsideRAM, ", indirect table %#x len %#x", addr, uint64(length))
 			}
 			c.indirect = true
 			c.table = addr
@@ -145,22 +146,22 @@ func (c *Chain) Next() (d Desc, ok bool, err error) {
 
 		c.bufs++
 		if c.bufs > size {
-			return Desc{}, false, c.fail(fmt.Errorf("%w: head %d, more than %d buffers", ErrChainTooLong, c.head, size))
+			return Desc{}, false, c.failf(ErrChainTooLong, ", more than %d buffers", uint64(size))
 		}
 		write := flags&DescFWrite != 0
 		if !write && c.seenWrite {
-			return Desc{}, false, c.fail(fmt.Errorf("%w: head %d", ErrDirection, c.head))
+			return Desc{}, false, c.failf(ErrDirection, "")
 		}
 		c.total += uint64(length) // <= 2^15 * (2^32-1): no overflow
 		if c.total > MaxChainBytes {
-			return Desc{}, false, c.fail(fmt.Errorf("%w: head %d", ErrChainTooLarge, c.head))
+			return Desc{}, false, c.failf(ErrChainTooLarge, "")
 		}
 		if !q.mem.Contains(addr, uint64(length)) {
-			return Desc{}, false, c.fail(fmt.Errorf("%w: head %d, buffer %#x len %#x", ErrBufferOutsideRAM, c.head, addr, length))
+			return Desc{}, false, c.failf(ErrBufferOutsideRAM, ", buffer %#x len %#x", addr, uint64(length))
 		}
 		if flags&DescFNext != 0 {
 			if uint32(next) >= c.entries {
-				return Desc{}, false, c.fail(fmt.Errorf("%w: head %d, next %d, table entries %d", ErrNextIndex, c.head, next, c.entries))
+				return Desc{}, false, c.failf(ErrNextIndex, ", next %d, table entries %d", uint64(next), uint64(c.entries))
 			}
 			c.idx = uint32(next)
 		} else {
@@ -169,6 +170,23 @@ func (c *Chain) Next() (d Desc, ok bool, err error) {
 		c.seenWrite = c.seenWrite || write
 		return Desc{Addr: addr, Len: length, Write: write}, true, nil
 	}
+}
+
+// failf builds the error for a guest violation in this chain, "<sentinel>:
+// head N<detail>", and records it. It takes plain integers and is kept out
+// of line so that each check in Next compiles to a compare and a call:
+// inlined, the formatting and its interface conversions made Next several
+// kilobytes, most of it error paths sharing the instruction cache with the
+// few hundred bytes that run for every descriptor.
+//
+//go:noinline
+func (c *Chain) failf(sentinel error, detail string, args ...uint64) error {
+	a := make([]any, 0, 2+len(args))
+	a = append(a, sentinel, c.head)
+	for _, v := range args {
+		a = append(a, v)
+	}
+	return c.fail(fmt.Errorf("%w: head %d"+detail, a...))
 }
 
 // fail records a guest violation on the chain and the queue.

@@ -27,6 +27,7 @@
 package queue
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -113,7 +114,12 @@ type Queue struct {
 	usedEvent            memory.Word16 // only with EventIdx
 	usedHeader           memory.Word32 // used->flags | used->idx<<16, device-owned
 	availEvent           memory.Word16 // only with EventIdx
-	availRing, usedRing  uint64
+	// Host bytes of the descriptor table and of the two rings' entry
+	// arrays (avail ring[Size] of le16, used ring[Size] of virtq_used_elem),
+	// resolved once in New like the handles above. Like any slice of guest
+	// RAM they are valid until Guest.Close, which comes after every device
+	// has stopped.
+	descMem, availRing, usedRing []byte
 
 	lastAvail uint16 // next avail ring slot to consume (free-running)
 	nextUsed  uint16 // used->idx the device will publish next (free-running)
@@ -159,12 +165,14 @@ func New(mem *memory.Guest, cfg Config) (*Queue, error) {
 		}
 	}
 	q := &Queue{
-		mem:       mem,
-		cfg:       cfg,
-		mask:      cfg.Size - 1,
-		availRing: cfg.AvailAddr + 4,
-		usedRing:  cfg.UsedAddr + 4,
+		mem:  mem,
+		cfg:  cfg,
+		mask: cfg.Size - 1,
 	}
+	// Inside RAM: checked just above.
+	q.descMem, _ = mem.Slice(cfg.DescAddr, DescSize*n)
+	q.availRing, _ = mem.Slice(cfg.AvailAddr+4, 2*n)
+	q.usedRing, _ = mem.Slice(cfg.UsedAddr+4, usedElem*n)
 	// The index atomics operate on the naturally aligned host word around
 	// each u16 (memory.Word16), which for the trailing event fields can
 	// reach 2 bytes past the ring. Resolving every handle now also refuses
@@ -228,6 +236,19 @@ func (q *Queue) fail(err error) error {
 	return err
 }
 
+// failf is fail with the error built out of line, for the same reason as
+// Chain.failf: "<sentinel>: <detail>".
+//
+//go:noinline
+func (q *Queue) failf(sentinel error, detail string, args ...uint64) error {
+	a := make([]any, 0, 1+len(args))
+	a = append(a, sentinel)
+	for _, v := range args {
+		a = append(a, v)
+	}
+	return q.fail(fmt.Errorf("%w: "+detail, a...))
+}
+
 func (q *Queue) broken() error { return fmt.Errorf("%w: %w", ErrQueueBroken, q.err) }
 
 // Pop returns the next available descriptor chain. ok is false when the
@@ -250,15 +271,12 @@ func (q *Queue) Pop() (*Chain, bool, error) {
 		return nil, false, nil
 	}
 	if pending > q.cfg.Size {
-		return nil, false, q.fail(fmt.Errorf("%w: avail idx %d, last seen %d, size %d", ErrAvailIdx, idx, q.lastAvail, q.cfg.Size))
+		return nil, false, q.failf(ErrAvailIdx, "avail idx %d, last seen %d, size %d", uint64(idx), uint64(q.lastAvail), uint64(q.cfg.Size))
 	}
-	slot := q.availRing + 2*uint64(q.lastAvail&q.mask)
-	head, err := q.mem.ReadU16(slot) // read once: the guest may change it behind us
-	if err != nil {
-		return nil, false, q.fail(fmt.Errorf("%w: avail ring: %w", ErrGuestMemory, err))
-	}
+	// Read once: the guest may change it behind us.
+	head := binary.LittleEndian.Uint16(q.availRing[2*uint32(q.lastAvail&q.mask):])
 	if head >= q.cfg.Size {
-		return nil, false, q.fail(fmt.Errorf("%w: head %d, size %d", ErrHeadIndex, head, q.cfg.Size))
+		return nil, false, q.failf(ErrHeadIndex, "head %d, size %d", uint64(head), uint64(q.cfg.Size))
 	}
 	q.lastAvail++
 	q.chain.reset(head)
@@ -279,11 +297,8 @@ func (q *Queue) PushUsed(head uint16, written uint32) error {
 	if head >= q.cfg.Size {
 		return fmt.Errorf("%w: %d, size %d", ErrUsedHead, head, q.cfg.Size)
 	}
-	elem := q.usedRing + usedElem*uint64(q.nextUsed&q.mask)
 	// One 8-byte write of struct virtq_used_elem {le32 id; le32 len}.
-	if err := q.mem.WriteU64(elem, uint64(head)|uint64(written)<<32); err != nil {
-		return q.fail(fmt.Errorf("%w: used ring: %w", ErrGuestMemory, err))
-	}
+	binary.LittleEndian.PutUint64(q.usedRing[usedElem*uint32(q.nextUsed&q.mask):], uint64(head)|uint64(written)<<32)
 	q.nextUsed++
 	q.publishUsedHeader()
 	return nil
