@@ -32,11 +32,13 @@ type Desc struct {
 // Descriptor Table", §2.7.5.3 "Indirect Descriptors"). It is the only code
 // that follows guest descriptors. Next enforces, on every step:
 //
-//   - at most Size descriptors are read from the descriptor table, and at
-//     most Size buffers are returned in total (direct plus indirect). A
+//   - at most Size buffers are returned in total (direct plus indirect). A
 //     well-formed chain fits (§2.7.5.3.1: "A driver MUST NOT create a
 //     descriptor chain longer than the Queue Size of the device"), and the
-//     bound ends every loop, in the main table or an indirect one;
+//     bound ends every loop, in the main table or an indirect one: every
+//     descriptor read is a buffer except an indirect one, and that ends the
+//     walk of the main table (it cannot carry NEXT), so at most Size+1
+//     descriptors are ever read;
 //   - every next index is < the number of entries of the table it indexes;
 //   - VIRTQ_DESC_F_INDIRECT only if VIRTIO_F_INDIRECT_DESC was negotiated,
 //     never together with VIRTQ_DESC_F_NEXT, never inside an indirect table;
@@ -55,30 +57,26 @@ type Chain struct {
 	q    *Queue
 	head uint16
 
-	table    uint64 // gpa of the table being walked (descriptor table or indirect table)
-	tableMem []byte // host bytes of that table, looked up once per table per chain
-	entries  uint32 // entries in that table
-	idx      uint32 // index of the next descriptor to read in it
-	indirect bool   // walking an indirect table
+	// table is the descriptor table being walked: the queue's, or an
+	// indirect table. Its host bytes were resolved (and so checked to be
+	// inside RAM) when the walk entered it; idx < len(table)/DescSize
+	// always holds (checked where idx was set).
+	table    []byte
+	idx      uint32
+	indirect bool // walking an indirect table
 
-	mainReads uint32 // descriptors read from the descriptor table
 	bufs      uint32 // buffers returned
 	total     uint64 // bytes in buffers returned
 	seenWrite bool
-	done      bool
-	err       error
+	// stop: the walk is over, because the last buffer was returned (err
+	// nil) or because of a violation (err set).
+	stop bool
+	err  error
 }
 
 func (c *Chain) reset(head uint16) {
 	q := c.q
-	*c = Chain{
-		q:        q,
-		head:     head,
-		table:    q.cfg.DescAddr,
-		tableMem: q.descMem,
-		entries:  uint32(q.cfg.Size),
-		idx:      uint32(head),
-	}
+	*c = Chain{q: q, head: head, table: q.descMem, idx: uint32(head)}
 }
 
 // Head returns the index of the chain's first descriptor: the id to give
@@ -87,36 +85,15 @@ func (c *Chain) Head() uint16 { return c.head }
 
 // Next returns the chain's next buffer. ok is false after the last one.
 func (c *Chain) Next() (d Desc, ok bool, err error) {
-	if c.err != nil {
+	if c.stop {
 		return Desc{}, false, c.err
-	}
-	if c.done {
-		return Desc{}, false, nil
 	}
 	q := c.q
 	if q.err != nil { // another chain of this queue already failed
 		return Desc{}, false, c.setErr(q.broken())
 	}
-	size := uint32(q.cfg.Size)
-	// At most two rounds: an indirect descriptor, then its first entry.
 	for {
-		if !c.indirect {
-			c.mainReads++
-			if c.mainReads > size {
-				return Desc{}, false, c.failf(ErrChainTooLong, ", more than %d descriptors", uint64(size))
-			}
-		}
-		// c.idx < c.entries always holds here (checked where it was set),
-		// and the table was checked to be inside RAM, so this only fails if
-		// guest memory went away.
-		if c.tableMem == nil {
-			t, err := q.mem.Slice(c.table, DescSize*uint64(c.entries))
-			if err != nil {
-				return Desc{}, false, c.fail(fmt.Errorf("%w: descriptor table: %w", ErrGuestMemory, err))
-			}
-			c.tableMem = t
-		}
-		raw := c.tableMem[DescSize*uint64(c.idx):][:DescSize]
+		raw := c.table[DescSize*uint64(c.idx):][:DescSize]
 		// struct virtq_desc { le64 addr; le32 len; le16 flags; le16 next; }
 		addr := binary.LittleEndian.Uint64(raw[0:8])
 		length := binary.LittleEndian.Uint32(raw[8:12])
@@ -124,52 +101,64 @@ func (c *Chain) Next() (d Desc, ok bool, err error) {
 		next := binary.LittleEndian.Uint16(raw[14:16])
 
 		if flags&DescFIndirect != 0 {
-			switch {
-			case c.indirect:
-				return Desc{}, false, c.failf(ErrNestedIndirect, "")
-			case !q.cfg.Indirect:
-				return Desc{}, false, c.failf(ErrIndirectNotAllowed, "")
-			case flags&DescFNext != 0:
-				return Desc{}, false, c.failf(ErrIndirectNext, "")
-			case length == 0 || length%DescSize != 0 || length/DescSize > size:
-				return Desc{}, false, c.failf(ErrIndirectLen, ", len %d, size %d", uint64(length), uint64(size))
-			case !q.mem.Contains(addr, uint64(length)):
-				return Desc{}, false, c.failf(ErrBufferOutsideRAM, ", indirect table %#x len %#x", addr, uint64(length))
+			if err := c.enterIndirect(addr, length, flags); err != nil {
+				return Desc{}, false, err
 			}
-			c.indirect = true
-			c.table = addr
-			c.tableMem = nil
-			c.entries = length / DescSize
-			c.idx = 0
 			continue
 		}
 
 		c.bufs++
-		if c.bufs > size {
-			return Desc{}, false, c.failf(ErrChainTooLong, ", more than %d buffers", uint64(size))
-		}
 		write := flags&DescFWrite != 0
-		if !write && c.seenWrite {
-			return Desc{}, false, c.failf(ErrDirection, "")
-		}
 		c.total += uint64(length) // <= 2^15 * (2^32-1): no overflow
-		if c.total > MaxChainBytes {
+		switch {
+		case c.bufs > uint32(q.cfg.Size):
+			return Desc{}, false, c.failf(ErrChainTooLong, ", more than %d buffers", uint64(q.cfg.Size))
+		case !write && c.seenWrite:
+			return Desc{}, false, c.failf(ErrDirection, "")
+		case c.total > MaxChainBytes:
 			return Desc{}, false, c.failf(ErrChainTooLarge, "")
-		}
-		if !q.mem.Contains(addr, uint64(length)) {
+		case !q.mem.Contains(addr, uint64(length)):
 			return Desc{}, false, c.failf(ErrBufferOutsideRAM, ", buffer %#x len %#x", addr, uint64(length))
 		}
 		if flags&DescFNext != 0 {
-			if uint32(next) >= c.entries {
-				return Desc{}, false, c.failf(ErrNextIndex, ", next %d, table entries %d", uint64(next), uint64(c.entries))
+			if entries := uint32(len(c.table) / DescSize); uint32(next) >= entries {
+				return Desc{}, false, c.failf(ErrNextIndex, ", next %d, table entries %d", uint64(next), uint64(entries))
 			}
 			c.idx = uint32(next)
 		} else {
-			c.done = true
+			c.stop = true
 		}
 		c.seenWrite = c.seenWrite || write
 		return Desc{Addr: addr, Len: length, Write: write}, true, nil
 	}
+}
+
+// enterIndirect checks an indirect descriptor and moves the walk into its
+// table. It is out of line: most chains have no indirect descriptor, and
+// the few that do cross one at most once.
+//
+//go:noinline
+func (c *Chain) enterIndirect(addr uint64, length uint32, flags uint16) error {
+	q := c.q
+	size := uint32(q.cfg.Size)
+	switch {
+	case c.indirect:
+		return c.failf(ErrNestedIndirect, "")
+	case !q.cfg.Indirect:
+		return c.failf(ErrIndirectNotAllowed, "")
+	case flags&DescFNext != 0:
+		return c.failf(ErrIndirectNext, "")
+	case length == 0 || length%DescSize != 0 || length/DescSize > size:
+		return c.failf(ErrIndirectLen, ", len %d, size %d", uint64(length), uint64(size))
+	}
+	t, err := q.mem.Slice(addr, uint64(length))
+	if err != nil {
+		return c.failf(ErrBufferOutsideRAM, ", indirect table %#x len %#x", addr, uint64(length))
+	}
+	c.indirect = true
+	c.table = t
+	c.idx = 0
+	return nil
 }
 
 // failf builds the error for a guest violation in this chain, "<sentinel>:
@@ -196,6 +185,6 @@ func (c *Chain) fail(err error) error {
 }
 
 func (c *Chain) setErr(err error) error {
-	c.err = err
+	c.err, c.stop = err, true
 	return err
 }
