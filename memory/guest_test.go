@@ -424,3 +424,77 @@ func BenchmarkRawCopy4K(b *testing.B) {
 		copy(buf, src)
 	}
 }
+
+// TestWordHandles: Word16 and Word32 do the checks of LoadU16Acquire and
+// StoreU16Release once, and then access exactly their bytes of guest RAM.
+func TestWordHandles(t *testing.T) {
+	g, m := twoRegions(t)
+	w16, err := g.Word16(0x12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.WriteU32(0x10, 0x11223344); err != nil {
+		t.Fatal(err)
+	}
+	if v := w16.Load(); v != 0x1122 {
+		t.Fatalf("Word16.Load = %#x, want 0x1122", v)
+	}
+	if err := w16.Store(0xBEEF); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := g.ReadU32(0x10); v != 0xBEEF3344 {
+		t.Fatalf("word after Word16.Store = %#x, want 0xbeef3344 (other half kept)", v)
+	}
+
+	w32, err := g.Word32(HighRAMStart + 0x1ffc) // the last word of a region
+	if err != nil {
+		t.Fatal(err)
+	}
+	w32.Store(0xA1B2C3D4)
+	if got := m[HighRAMStart][0x1ffc:]; !bytes.Equal(got, []byte{0xD4, 0xC3, 0xB2, 0xA1}) {
+		t.Fatalf("Word32.Store wrote % x", got)
+	}
+	if v := w32.Load(); v != 0xA1B2C3D4 {
+		t.Fatalf("Word32.Load = %#x", v)
+	}
+	if m[HighRAMStart][0x1ffb] != 0 {
+		t.Fatal("Word32.Store touched the byte before its word")
+	}
+
+	for _, tc := range []struct {
+		name string
+		gpa  uint64
+		want error
+	}{
+		{"misaligned", 0x12, ErrMisaligned},
+		{"odd", 0x11, ErrMisaligned},
+		{"past the end of a region", 0x3000, ErrOutOfRange},
+		{"2-aligned only", HighRAMStart + 0x1ffe, ErrMisaligned},
+		{"in the MMIO hole", MMIOHoleStart, ErrOutOfRange},
+		{"top of the address space", math.MaxUint64 - 3, ErrOutOfRange},
+	} {
+		if _, err := g.Word32(tc.gpa); !errors.Is(err, tc.want) {
+			t.Errorf("Word32(%s %#x) = %v, want %v", tc.name, tc.gpa, err, tc.want)
+		}
+	}
+	if _, err := g.Word16(0x3000); !errors.Is(err, ErrOutOfRange) {
+		t.Errorf("Word16 past the end = %v", err)
+	}
+	// A region whose host bytes are only 2-aligned cannot host a Word32.
+	backing := make([]byte, 16)
+	g2, err := FromSlices(map[uint64][]byte{0: backing[2:14]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g2.Word32(0); !errors.Is(err, ErrMisaligned) {
+		t.Errorf("Word32 on a 2-aligned host address = %v", err)
+	}
+	// A word that starts inside a region and ends past it.
+	g3, err := FromSlices(map[uint64][]byte{0: backing[:6]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g3.Word32(4); !errors.Is(err, ErrOutOfRange) {
+		t.Errorf("Word32 crossing the end of a region = %v", err)
+	}
+}

@@ -129,7 +129,7 @@ func (d *Disk) process() {
 				ok, wait := d.limiter.Take(d.req.cost())
 				if !ok {
 					if !d.pending {
-						d.stats.throttled.add(1)
+						d.stats.throttled.Add(1)
 					}
 					d.pending = true
 					d.retry = d.now().Add(wait)
@@ -201,7 +201,7 @@ func (d *Disk) signal() {
 // not touched again until Reset, and the transport sets NEEDS_RESET.
 func (d *Disk) violation(err error) {
 	d.broken, d.pending = true, false
-	d.stats.protocolErrors.add(1)
+	d.stats.protocolErrors.Add(1)
 	d.clearScratch()
 	d.ctx.NeedsReset(err)
 }
@@ -230,12 +230,12 @@ func (d *Disk) complete() error {
 	}
 	switch status {
 	case StatusIOErr:
-		d.stats.ioErrors.add(1)
+		d.stats.ioErrors.Add(1)
 		if r.hostFail {
-			d.stats.hostIOErrors.add(1)
+			d.stats.hostIOErrors.Add(1)
 		}
 	case StatusUnsupp:
-		d.stats.unsuppErrors.add(1)
+		d.stats.unsuppErrors.Add(1)
 	}
 	// The status goes in only now: for FLUSH, after fdatasync returned.
 	if err := d.ctx.Mem.WriteU8(r.status, status); err != nil {

@@ -41,9 +41,9 @@ func (d *Disk) execute(r *request) (status uint8, written uint32) {
 			return StatusIOErr, written
 		}
 		if r.typ == TypeIn {
-			d.stats.bytesRead.add(n)
+			d.stats.bytesRead.Add(n)
 		} else {
-			d.stats.bytesWritten.add(n)
+			d.stats.bytesWritten.Add(n)
 		}
 		return StatusOK, written
 	case TypeFlush:

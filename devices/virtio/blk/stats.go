@@ -28,41 +28,29 @@ type Stats struct {
 	Throttled uint64
 }
 
-// counters are written only by the request path, which runs under Disk.mu,
-// and read by Stats from any goroutine.
 type counters struct {
-	reads, writes, flushes, getIDs, discards, writeZeroes, otherTypes counter
-	bytesRead, bytesWritten                                           counter
-	ioErrors, unsuppErrors, protocolErrors, hostIOErrors              counter
-	throttled                                                         counter
+	reads, writes, flushes, getIDs, discards, writeZeroes, otherTypes atomic.Uint64
+	bytesRead, bytesWritten                                           atomic.Uint64
+	ioErrors, unsuppErrors, protocolErrors, hostIOErrors              atomic.Uint64
+	throttled                                                         atomic.Uint64
 }
-
-// counter is a uint64 with one writer at a time (the holder of Disk.mu) and
-// any number of readers. The writer adds with an atomic load and store
-// rather than an atomic add: readers still never see a torn value, and on
-// amd64 both are plain moves, where an add is a LOCK XADD that costs more
-// than the rest of the bookkeeping of a request.
-type counter struct{ v atomic.Uint64 }
-
-func (c *counter) add(n uint64) { c.v.Store(c.v.Load() + n) }
-func (c *counter) load() uint64 { return c.v.Load() }
 
 func (c *counters) countType(t uint32) {
 	switch t {
 	case TypeIn:
-		c.reads.add(1)
+		c.reads.Add(1)
 	case TypeOut:
-		c.writes.add(1)
+		c.writes.Add(1)
 	case TypeFlush:
-		c.flushes.add(1)
+		c.flushes.Add(1)
 	case TypeGetID:
-		c.getIDs.add(1)
+		c.getIDs.Add(1)
 	case TypeDiscard:
-		c.discards.add(1)
+		c.discards.Add(1)
 	case TypeWriteZeroes:
-		c.writeZeroes.add(1)
+		c.writeZeroes.Add(1)
 	default:
-		c.otherTypes.add(1)
+		c.otherTypes.Add(1)
 	}
 }
 
@@ -70,12 +58,12 @@ func (c *counters) countType(t uint32) {
 func (d *Disk) Stats() Stats {
 	c := &d.stats
 	return Stats{
-		Reads: c.reads.load(), Writes: c.writes.load(), Flushes: c.flushes.load(),
-		GetIDs: c.getIDs.load(), Discards: c.discards.load(), WriteZeroes: c.writeZeroes.load(),
-		OtherTypes: c.otherTypes.load(),
-		BytesRead:  c.bytesRead.load(), BytesWritten: c.bytesWritten.load(),
-		IOErrors: c.ioErrors.load(), UnsuppErrors: c.unsuppErrors.load(),
-		ProtocolErrors: c.protocolErrors.load(), HostIOErrors: c.hostIOErrors.load(),
-		Throttled: c.throttled.load(),
+		Reads: c.reads.Load(), Writes: c.writes.Load(), Flushes: c.flushes.Load(),
+		GetIDs: c.getIDs.Load(), Discards: c.discards.Load(), WriteZeroes: c.writeZeroes.Load(),
+		OtherTypes: c.otherTypes.Load(),
+		BytesRead:  c.bytesRead.Load(), BytesWritten: c.bytesWritten.Load(),
+		IOErrors: c.ioErrors.Load(), UnsuppErrors: c.unsuppErrors.Load(),
+		ProtocolErrors: c.protocolErrors.Load(), HostIOErrors: c.hostIOErrors.Load(),
+		Throttled: c.throttled.Load(),
 	}
 }
