@@ -166,26 +166,36 @@ func (d *Disk) process() {
 	}
 }
 
-// next pops the next chain into d.req. The chain is copied out of the
-// queue (which reuses it on the next Pop) and validated before anything
-// else happens.
+// next pops the next chain into d.req. The chain is parsed as it is walked
+// (the queue reuses it on the next Pop) and validated before anything else
+// happens.
 func (d *Disk) next() (bool, error) {
 	c, ok, err := d.q.Pop()
 	if err != nil || !ok {
 		return false, err
 	}
-	d.descs = d.descs[:0]
+	p := reqParser{mem: d.ctx.Mem, data: d.descs[:0]}
 	for {
 		b, more, err := c.Next()
 		if err != nil {
+			d.descs = p.data[:0]
 			return false, err
 		}
 		if !more {
 			break
 		}
-		d.descs = append(d.descs, b)
+		p.add(b)
 	}
-	return true, d.parse(c.Head())
+	d.descs = p.data[:0] // keep the array for the next request
+	r := &d.req
+	*r = request{head: c.Head()}
+	if err := p.finish(r); err != nil {
+		*r = request{}
+		return false, err
+	}
+	d.dwz = d.validate(d.ctx.Mem, r, d.dwz[:0])
+	d.stats.countType(r.typ)
+	return true, nil
 }
 
 // signal raises the used-buffer interrupt if the driver asked for it. A
@@ -204,19 +214,6 @@ func (d *Disk) violation(err error) {
 	d.stats.protocolErrors.Add(1)
 	d.clearScratch()
 	d.ctx.NeedsReset(err)
-}
-
-// parse turns d.descs into d.req and validates it.
-func (d *Disk) parse(head uint16) error {
-	r := &d.req
-	*r = request{head: head}
-	if err := splitChain(d.ctx.Mem, d.descs, r); err != nil {
-		*r = request{}
-		return err
-	}
-	d.dwz = d.validate(d.ctx.Mem, r, d.dwz[:0])
-	d.stats.countType(r.typ)
-	return nil
 }
 
 // complete performs the validated request in d.req, writes its status byte
