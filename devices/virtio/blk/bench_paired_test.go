@@ -41,7 +41,7 @@ func benchPaired(b *testing.B, path string, bc benchCase, reuse bool) {
 	var head uint16
 	var used uint16
 	if reuse {
-		if head, err = r.drv.AddChain(bufs, false); err != nil {
+		if head, err = r.drv.AddChain(bufs, bc.indirect); err != nil {
 			b.Fatal(err)
 		}
 		r.drv.Kick()
@@ -77,7 +77,7 @@ func benchPaired(b *testing.B, path string, bc benchCase, reuse bool) {
 			return dt
 		}
 		t0 := time.Now()
-		if _, err := r.drv.AddChain(bufs, false); err != nil {
+		if _, err := r.drv.AddChain(bufs, bc.indirect); err != nil {
 			b.Fatal(err)
 		}
 		r.drv.Kick()

@@ -175,6 +175,8 @@ func (d *Disk) next() (bool, error) {
 		return false, err
 	}
 	p := reqParser{mem: d.ctx.Mem, data: d.descs[:0]}
+	var last desc
+	n := 0
 	for {
 		b, more, err := c.Next()
 		if err != nil {
@@ -185,11 +187,13 @@ func (d *Disk) next() (bool, error) {
 			break
 		}
 		p.add(b)
+		last = b
+		n++
 	}
 	d.descs = p.data[:0] // keep the array for the next request
 	r := &d.req
 	*r = request{head: c.Head()}
-	if err := p.finish(r); err != nil {
+	if err := p.finish(r, last, n); err != nil {
 		*r = request{}
 		return false, err
 	}

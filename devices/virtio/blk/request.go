@@ -73,33 +73,21 @@ type reqParser struct {
 	data []desc // non-empty buffers after the header, the last one included
 	hdr  [headerSize]byte
 	got  uint32 // header bytes gathered
-	n    int    // buffers added
-	// cut is 1 + the index of the device-writable buffer that stopped the
-	// header, or 0: a header that runs into writable bytes is a violation,
-	// unless that buffer is the last (then the header is merely short).
-	cut           int
-	last          desc // the latest buffer
-	dataLen       uint64
-	reads, writes int   // buffers in data by direction
+	// cut: a device-writable buffer stopped the header. That is a
+	// violation if any buffer came after it (afterCut); if it was the last
+	// buffer, the header is merely short.
+	cut, afterCut bool
 	err           error // guest memory failure while reading the header
 }
 
-// add takes the chain's next buffer.
+// add takes the chain's next buffer. It is small enough to be inlined into
+// the walk's loop, where a request of many buffers spends its time.
 func (p *reqParser) add(b desc) {
-	p.n++
-	p.last = b
 	if p.got < headerSize {
 		b = p.header(b)
 	}
-	if b.Len == 0 {
-		return
-	}
-	p.data = append(p.data, b)
-	p.dataLen += uint64(b.Len) // at most 2^32 in total (queue bound)
-	if b.Write {
-		p.writes++
-	} else {
-		p.reads++
+	if b.Len != 0 {
+		p.data = append(p.data, b)
 	}
 }
 
@@ -109,11 +97,14 @@ func (p *reqParser) add(b desc) {
 //
 //go:noinline
 func (p *reqParser) header(b desc) desc {
-	if p.cut != 0 || p.err != nil {
+	switch {
+	case p.cut:
+		p.afterCut = true
 		return desc{}
-	}
-	if b.Write {
-		p.cut = p.n
+	case p.err != nil:
+		return desc{}
+	case b.Write:
+		p.cut = true
 		return desc{}
 	}
 	k := min(headerSize-p.got, b.Len)
@@ -129,17 +120,19 @@ func (p *reqParser) header(b desc) desc {
 }
 
 // finish checks the chain as a whole and fills in *r, which the caller has
-// zeroed; r.data aliases the parser's data slice.
-func (p *reqParser) finish(r *request) error {
-	last := p.last
+// zeroed; r.data aliases the parser's data slice. last and n are the
+// chain's last buffer and its number of buffers. The buffers must have come
+// in an order Chain.Next allows: no device-readable buffer after a
+// writable one.
+func (p *reqParser) finish(r *request, last desc, n int) error {
 	switch {
-	case p.n == 0:
+	case n == 0:
 		return ErrNoStatus
 	case !last.Write || last.Len == 0:
 		return fmt.Errorf("%w (len %d, writable %v)", ErrNoStatus, last.Len, last.Write)
 	case p.err != nil:
 		return p.err
-	case p.got < headerSize && (p.n == 1 || p.cut != 0 && p.cut < p.n):
+	case p.got < headerSize && (n == 1 || p.afterCut):
 		// The only buffer is the writable status, so is the header; or
 		// the header ran into a writable buffer before the last.
 		return ErrHeaderWritable
@@ -154,7 +147,6 @@ func (p *reqParser) finish(r *request) error {
 	i := len(p.data) - 1
 	if last.Len == 1 {
 		p.data = p.data[:i]
-		p.writes--
 	} else {
 		p.data[i].Len--
 	}
@@ -162,8 +154,14 @@ func (p *reqParser) finish(r *request) error {
 	r.typ = binary.LittleEndian.Uint32(p.hdr[0:4])
 	r.sector = binary.LittleEndian.Uint64(p.hdr[8:16])
 	r.data = p.data
-	r.dataLen = p.dataLen - 1
-	r.anyRead, r.anyWrite = p.reads > 0, p.writes > 0
+	for _, b := range p.data {
+		r.dataLen += uint64(b.Len) // at most 2^32 in total (queue bound)
+	}
+	// Readable buffers come before writable ones (§2.7.4.2, enforced by
+	// Chain.Next), so the ends of data tell both.
+	if k := len(p.data); k > 0 {
+		r.anyRead, r.anyWrite = !p.data[0].Write, p.data[k-1].Write
+	}
 	return nil
 }
 

@@ -58,11 +58,13 @@ func TestParseChain(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := reqParser{mem: mem}
+			var last desc
 			for _, b := range tc.chain {
 				p.add(b)
+				last = b
 			}
 			var req request
-			err := p.finish(&req)
+			err := p.finish(&req, last, len(tc.chain))
 			if tc.err != nil {
 				if !errors.Is(err, tc.err) {
 					t.Fatalf("err = %v, want %v", err, tc.err)
