@@ -163,7 +163,7 @@ func (d *Disk) rw(write bool, off int64) (uint64, error) {
 		d.iov = d.iov[:0]
 		for _, b := range bufs[:min(len(bufs), iovMax)] {
 			var v iovec
-			v.Base = &b[0] // segments are non-empty (splitChain drops empty ones)
+			v.Base = &b[0] // segments are non-empty (the request parser drops empty ones)
 			v.SetLen(len(b))
 			d.iov = append(d.iov, v)
 		}
