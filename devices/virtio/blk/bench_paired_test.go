@@ -38,20 +38,9 @@ func benchPaired(b *testing.B, path string, bc benchCase, reuse bool) {
 	offs := benchOffsets(uint64(bc.size)/SectorSize, bc.random)
 	hdr, bufs, st := benchRequest(r, bc)
 
-	var head uint16
-	var used uint16
+	var head, used uint16
 	if reuse {
-		if head, err = r.drv.AddChain(bufs, bc.indirect); err != nil {
-			b.Fatal(err)
-		}
-		r.drv.Kick()
-		r.disk.Notify(0)
-		if _, ok, _ := r.drv.PopUsed(); !ok {
-			b.Fatal("first request did not complete")
-		}
-		if used, err = r.drv.UsedIdx(); err != nil {
-			b.Fatal(err)
-		}
+		head, used = reusedChain(b, r, bufs, bc.indirect)
 	}
 	// device returns the time of the device's own work on one request. In
 	// "vmm" mode that is exactly the Notify call (pop, walk, validate, I/O,

@@ -108,21 +108,7 @@ func benchDeviceReusedChain(b *testing.B, path string, bc benchCase) {
 	r := newRig(b, path, Options{}, rigOpts{eventIdx: true, indirect: true})
 	offs := benchOffsets(uint64(bc.size)/SectorSize, bc.random)
 	hdr, bufs, st := benchRequest(r, bc)
-	head, err := r.drv.AddChain(bufs, bc.indirect)
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Complete it once through the normal path; afterwards only its head
-	// is re-published. The driver's free list is never used again.
-	r.drv.Kick()
-	r.disk.Notify(0)
-	if _, ok, _ := r.drv.PopUsed(); !ok {
-		b.Fatal("first request did not complete")
-	}
-	used, err := r.drv.UsedIdx()
-	if err != nil {
-		b.Fatal(err)
-	}
+	head, used := reusedChain(b, r, bufs, bc.indirect)
 	b.SetBytes(int64(bc.size))
 	b.ReportAllocs()
 	i := 0
@@ -182,6 +168,27 @@ func benchRawVectored(b *testing.B, path string, bc benchCase) {
 			b.Fatal(n, err)
 		}
 	}
+}
+
+// reusedChain adds bufs as a chain and completes it once through the
+// normal path; afterwards a benchmark only re-publishes head (the driver's
+// free list is never used again). It returns the head and the used index
+// after that first completion.
+func reusedChain(b *testing.B, r *rig, bufs []virtiotest.Buf, indirect bool) (head, used uint16) {
+	b.Helper()
+	head, err := r.drv.AddChain(bufs, indirect)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.drv.Kick()
+	r.disk.Notify(0)
+	if _, ok, _ := r.drv.PopUsed(); !ok {
+		b.Fatal("first request did not complete")
+	}
+	if used, err = r.drv.UsedIdx(); err != nil {
+		b.Fatal(err)
+	}
+	return head, used
 }
 
 // benchRequest lays out one request of bc's shape in the rig's RAM: the
@@ -284,19 +291,7 @@ func BenchmarkBlkRequestPath(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			r := newRig(b, path, Options{}, rigOpts{eventIdx: true, indirect: true})
 			hdr, bufs, st := benchRequest(r, bc)
-			head, err := r.drv.AddChain(bufs, bc.indirect)
-			if err != nil {
-				b.Fatal(err)
-			}
-			r.drv.Kick()
-			r.disk.Notify(0)
-			if _, ok, _ := r.drv.PopUsed(); !ok {
-				b.Fatal("first request did not complete")
-			}
-			used, err := r.drv.UsedIdx()
-			if err != nil {
-				b.Fatal(err)
-			}
+			head, used := reusedChain(b, r, bufs, bc.indirect)
 			binary.LittleEndian.PutUint64(r.ram[hdr.Addr+8:], r.disk.Capacity())
 			b.ReportAllocs()
 			for b.Loop() {
