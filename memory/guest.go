@@ -115,10 +115,12 @@ func outOfRange(gpa, n uint64) error {
 // zero-length range is accepted when gpa is inside a region or exactly at its
 // end, so that "empty slice at the end of a buffer" behaves like Go slicing.
 func (g *Guest) find(gpa, n uint64) ([]byte, error) {
-	r, off, err := g.findRegion(gpa, n)
-	if err != nil {
-		return nil, err
+	i := g.regionOf(gpa, n)
+	if i < 0 {
+		return nil, outOfRange(gpa, n)
 	}
+	r := &g.regions[i]
+	off := gpa - r.GPA
 	return r.Host[off : off+n : off+n], nil
 }
 

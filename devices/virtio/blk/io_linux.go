@@ -121,8 +121,11 @@ func (d *Disk) getID(r *request) (uint8, uint32) {
 // bounds-checked Mem.Slice over the whole run, so a run that crosses the
 // end of a RAM region is refused by memory exactly as its parts would be;
 // then the parts are resolved one by one.
+//
+// The iovec for each slice is built here too, in the same pass, for rw's
+// first system call.
 func (d *Disk) guestBufs(r *request) error {
-	d.bufs = d.bufs[:0]
+	d.bufs, d.iov = d.bufs[:0], d.iov[:0]
 	data := r.data
 	for i := 0; i < len(data); {
 		start, n := data[i].Addr, uint64(data[i].Len)
@@ -133,7 +136,7 @@ func (d *Disk) guestBufs(r *request) error {
 		}
 		if j > i+1 {
 			if s, err := d.ctx.Mem.Slice(start, n); err == nil {
-				d.bufs = append(d.bufs, s)
+				d.addBuf(s)
 				i = j
 				continue
 			}
@@ -145,10 +148,19 @@ func (d *Disk) guestBufs(r *request) error {
 			if err != nil {
 				return err
 			}
-			d.bufs = append(d.bufs, s)
+			d.addBuf(s)
 		}
 	}
 	return nil
+}
+
+// addBuf appends a non-empty guest segment to d.bufs and its iovec to d.iov.
+func (d *Disk) addBuf(s []byte) {
+	d.bufs = append(d.bufs, s)
+	var v iovec
+	v.Base = &s[0] // segments are non-empty (the request parser drops empty ones)
+	v.SetLen(len(s))
+	d.iov = append(d.iov, v)
 }
 
 // rw moves the bytes of d.bufs between guest RAM and the file at off with
@@ -158,27 +170,31 @@ func (d *Disk) guestBufs(r *request) error {
 // error. It returns the bytes moved.
 func (d *Disk) rw(write bool, off int64) (uint64, error) {
 	bufs := d.bufs
+	iov := d.iov // guestBufs built it for bufs; rebuilt after a partial transfer
 	var total uint64
 	for len(bufs) > 0 {
-		d.iov = d.iov[:0]
-		for _, b := range bufs[:min(len(bufs), iovMax)] {
-			var v iovec
-			v.Base = &b[0] // segments are non-empty (the request parser drops empty ones)
-			v.SetLen(len(b))
-			d.iov = append(d.iov, v)
+		if len(iov) == 0 {
+			iov = d.iov[:0]
+			for _, b := range bufs[:min(len(bufs), iovMax)] {
+				var v iovec
+				v.Base = &b[0]
+				v.SetLen(len(b))
+				iov = append(iov, v)
+			}
 		}
+		iov = iov[:min(len(iov), iovMax)]
 		var n int
 		var err error
 		switch {
-		case len(d.iov) == 1 && write:
+		case len(bufs) == 1 && write:
 			// One segment: pread/pwrite skip the kernel's iovec import.
 			n, err = unix.Pwrite(d.fd, bufs[0], off)
-		case len(d.iov) == 1:
+		case len(bufs) == 1:
 			n, err = unix.Pread(d.fd, bufs[0], off)
 		case write:
-			n, err = pwritev(d.fd, d.iov, off)
+			n, err = pwritev(d.fd, iov, off)
 		default:
-			n, err = preadv(d.fd, d.iov, off)
+			n, err = preadv(d.fd, iov, off)
 		}
 		if err == unix.EINTR {
 			continue
@@ -203,6 +219,7 @@ func (d *Disk) rw(write bool, off int64) (uint64, error) {
 				n = 0
 			}
 		}
+		iov = iov[:0] // what is left, if anything, starts somewhere else
 	}
 	return total, nil
 }
