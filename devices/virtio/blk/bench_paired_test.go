@@ -88,10 +88,7 @@ func benchPaired(b *testing.B, path string, bc benchCase, reuse bool) {
 		mem := make([]byte, 2*int(bc.size))
 		seg := int(bc.size) / bc.segs
 		for i := range bc.segs {
-			var v iovec
-			v.Base = &mem[2*i*seg]
-			v.SetLen(seg)
-			iov = append(iov, v)
+			iov = append(iov, iovOf(mem[2*i*seg:][:seg]))
 		}
 	}
 	host := func(sector uint64) time.Duration {

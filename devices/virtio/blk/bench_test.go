@@ -148,8 +148,7 @@ func benchRawVectored(b *testing.B, path string, bc benchCase) {
 	seg := int(bc.size) / bc.segs
 	iov := make([]iovec, bc.segs)
 	for i := range iov {
-		iov[i].Base = &mem[i*seg]
-		iov[i].SetLen(seg)
+		iov[i] = iovOf(mem[i*seg:][:seg])
 	}
 	offs := benchOffsets(uint64(bc.size)/SectorSize, bc.random)
 	b.SetBytes(int64(bc.size))

@@ -74,7 +74,7 @@ type Disk struct {
 	features uint64 // negotiated
 
 	// Per-request scratch, reused so the steady state allocates nothing.
-	descs   []desc    // the chain, copied out of the queue; req.data is compacted into it
+	descs   []desc    // backing array of the request parser's data buffers (req.data)
 	bufs    [][]byte  // guest data segments as host slices, for the I/O loop
 	iov     []iovec   // syscall iovecs built from bufs
 	dwz     []dwzSeg  // validated discard / write-zeroes segments

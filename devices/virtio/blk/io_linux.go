@@ -154,13 +154,19 @@ func (d *Disk) guestBufs(r *request) error {
 	return nil
 }
 
-// addBuf appends a non-empty guest segment to d.bufs and its iovec to d.iov.
+// addBuf appends a guest segment to d.bufs and its iovec to d.iov.
 func (d *Disk) addBuf(s []byte) {
 	d.bufs = append(d.bufs, s)
+	d.iov = append(d.iov, iovOf(s))
+}
+
+// iovOf is the iovec for b, which must not be empty (the request parser
+// drops empty segments).
+func iovOf(b []byte) iovec {
 	var v iovec
-	v.Base = &s[0] // segments are non-empty (the request parser drops empty ones)
-	v.SetLen(len(s))
-	d.iov = append(d.iov, v)
+	v.Base = &b[0]
+	v.SetLen(len(b))
+	return v
 }
 
 // rw moves the bytes of d.bufs between guest RAM and the file at off with
@@ -176,10 +182,7 @@ func (d *Disk) rw(write bool, off int64) (uint64, error) {
 		if len(iov) == 0 {
 			iov = d.iov[:0]
 			for _, b := range bufs[:min(len(bufs), iovMax)] {
-				var v iovec
-				v.Base = &b[0]
-				v.SetLen(len(b))
-				iov = append(iov, v)
+				iov = append(iov, iovOf(b))
 			}
 		}
 		iov = iov[:min(len(iov), iovMax)]

@@ -38,8 +38,6 @@ type request struct {
 	status  uint64 // gpa of the status byte
 	data    []desc // data segments, sub-ranges of the chain's buffers (Disk.descs backing)
 	dataLen uint64
-	// anyRead, anyWrite: some data segment is device-readable / -writable.
-	anyRead, anyWrite bool
 	// verdict is the status decided during validation: StatusOK means
 	// "validated, perform it"; anything else is answered without I/O.
 	verdict  uint8
@@ -157,19 +155,24 @@ func (p *reqParser) finish(r *request, last desc, n int) error {
 	for _, b := range p.data {
 		r.dataLen += uint64(b.Len) // at most 2^32 in total (queue bound)
 	}
-	// Readable buffers come before writable ones (§2.7.4.2, enforced by
-	// Chain.Next), so the ends of data tell both.
-	if k := len(p.data); k > 0 {
-		r.anyRead, r.anyWrite = !p.data[0].Write, p.data[k-1].Write
-	}
 	return nil
+}
+
+// directions reports whether some data segment is device-readable and
+// whether some is device-writable. Readable buffers come before writable
+// ones (§2.7.4.2, enforced by Chain.Next), so the ends of data tell both.
+func (r *request) directions() (anyRead, anyWrite bool) {
+	if k := len(r.data); k > 0 {
+		return !r.data[0].Write, r.data[k-1].Write
+	}
+	return false, false
 }
 
 // validate decides the request's verdict from its type, range and buffers,
 // before any I/O. Discard/write-zeroes segments are copied into segs.
 func (d *Disk) validate(mem *memory.Guest, r *request, segs []dwzSeg) []dwzSeg {
 	r.verdict = StatusOK
-	anyRead, anyWrite := r.anyRead, r.anyWrite
+	anyRead, anyWrite := r.directions()
 	switch r.typ {
 	case TypeIn, TypeOut:
 		switch {

@@ -86,8 +86,8 @@ func TestParseChain(t *testing.T) {
 				n += uint64(d.Len)
 				anyR, anyW = anyR || !d.Write, anyW || d.Write
 			}
-			if req.dataLen != n || req.anyRead != anyR || req.anyWrite != anyW {
-				t.Fatalf("dataLen %d anyRead %v anyWrite %v, want %d %v %v", req.dataLen, req.anyRead, req.anyWrite, n, anyR, anyW)
+			if gotR, gotW := req.directions(); req.dataLen != n || gotR != anyR || gotW != anyW {
+				t.Fatalf("dataLen %d anyRead %v anyWrite %v, want %d %v %v", req.dataLen, gotR, gotW, n, anyR, anyW)
 			}
 		})
 	}

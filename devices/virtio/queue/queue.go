@@ -108,8 +108,7 @@ type Queue struct {
 
 	// The ring fields the device touches on every request, checked and
 	// resolved once in New: handles for the atomically accessed indices
-	// (memory.Word16/Word32: no region look-up per access), addresses for
-	// the ring entries (looked up per access: their slot moves).
+	// (memory.Word16/Word32: no region look-up per access).
 	availFlags, availIdx memory.Word16 // driver area
 	usedEvent            memory.Word16 // only with EventIdx
 	usedHeader           memory.Word32 // used->flags | used->idx<<16, device-owned
@@ -149,7 +148,7 @@ func New(mem *memory.Guest, cfg Config) (*Queue, error) {
 	if cfg.DescAddr%DescAlign != 0 || cfg.AvailAddr%AvailAlign != 0 || cfg.UsedAddr%UsedAlign != 0 {
 		return nil, fmt.Errorf("%w: desc %#x avail %#x used %#x", ErrMisaligned, cfg.DescAddr, cfg.AvailAddr, cfg.UsedAddr)
 	}
-	// n <= 2^15, so these lengths cannot overflow; Contains does the
+	// n <= 2^15, so these lengths cannot overflow; Slice does the
 	// overflow-safe gpa+len check.
 	parts := [...]struct {
 		name     string
@@ -159,38 +158,37 @@ func New(mem *memory.Guest, cfg Config) (*Queue, error) {
 		{"avail ring", cfg.AvailAddr, 6 + 2*n},
 		{"used ring", cfg.UsedAddr, 6 + usedElem*n},
 	}
-	for _, p := range parts {
-		if mem == nil || !mem.Contains(p.gpa, p.len) {
+	var host [len(parts)][]byte
+	for i, p := range parts {
+		var err error
+		if mem != nil {
+			host[i], err = mem.Slice(p.gpa, p.len)
+		}
+		if mem == nil || err != nil {
 			return nil, fmt.Errorf("%w: %s [%#x, +%#x)", ErrRingOutsideRAM, p.name, p.gpa, p.len)
 		}
 	}
 	q := &Queue{
-		mem:  mem,
-		cfg:  cfg,
-		mask: cfg.Size - 1,
+		mem:       mem,
+		cfg:       cfg,
+		mask:      cfg.Size - 1,
+		descMem:   host[0],
+		availRing: host[1][4 : 4+2*n],        // after flags and idx
+		usedRing:  host[2][4 : 4+usedElem*n], // after flags and idx
 	}
-	// Inside RAM: checked just above.
-	q.descMem, _ = mem.Slice(cfg.DescAddr, DescSize*n)
-	q.availRing, _ = mem.Slice(cfg.AvailAddr+4, 2*n)
-	q.usedRing, _ = mem.Slice(cfg.UsedAddr+4, usedElem*n)
 	// The index atomics operate on the naturally aligned host word around
 	// each u16 (memory.Word16), which for the trailing event fields can
 	// reach 2 bytes past the ring. Resolving every handle now also refuses
 	// a ring placed flush against the end of a region here rather than on
 	// the data path. The used ring's flags and idx form one aligned word
 	// (UsedAlign is 4) that only the device writes.
-	words := []struct {
+	type word struct {
 		w   *memory.Word16
 		gpa uint64
-	}{{&q.availFlags, cfg.AvailAddr}, {&q.availIdx, cfg.AvailAddr + 2}}
+	}
+	words := []word{{&q.availFlags, cfg.AvailAddr}, {&q.availIdx, cfg.AvailAddr + 2}}
 	if cfg.EventIdx {
-		words = append(words, struct {
-			w   *memory.Word16
-			gpa uint64
-		}{&q.usedEvent, cfg.AvailAddr + 4 + 2*n}, struct {
-			w   *memory.Word16
-			gpa uint64
-		}{&q.availEvent, cfg.UsedAddr + 4 + usedElem*n})
+		words = append(words, word{&q.usedEvent, cfg.AvailAddr + 4 + 2*n}, word{&q.availEvent, cfg.UsedAddr + 4 + usedElem*n})
 	}
 	for _, w := range words {
 		var err error
@@ -325,8 +323,8 @@ func (q *Queue) publishUsedHeader() {
 // and then read used_event/flags (a sequentially consistent load). Go
 // orders sequentially consistent atomics in one total order consistent
 // with program order, so our load cannot be satisfied before our store is
-// visible (on amd64 the store is an XCHG, a full fence): either we see the driver's new used_event or the driver sees
-// our new used->idx. A missed interrupt is impossible; a spurious one is
+// visible (on amd64 the store is an XCHG, a full fence): either we see the
+// driver's new used_event or the driver sees our new used->idx. A missed interrupt is impossible; a spurious one is
 // allowed (§2.7.7.1 "The driver MUST handle spurious notifications").
 func (q *Queue) NeedsNotify() bool {
 	if !q.cfg.EventIdx {
@@ -374,10 +372,10 @@ func (q *Queue) DisableNotification() error {
 // lastAvail").
 //
 // The sequence is: store flags/avail_event (a sequentially consistent
-// store or CAS), then load avail->idx (sequentially consistent load). The driver does the
-// mirror image: store avail->idx, full barrier, load flags/avail_event
-// (§2.7.13.4.1). With both sides store-then-load across a full barrier one
-// of them must see the other's store: either the driver kicks, or pending
+// store or CAS), then load avail->idx (sequentially consistent load). The
+// driver does the mirror image: store avail->idx, full barrier, load
+// flags/avail_event (§2.7.13.4.1). With both sides store-then-load across a
+// full barrier one of them must see the other's store: either the driver kicks, or pending
 // is true here and the device keeps draining. A worker loop is:
 //
 //	for {
