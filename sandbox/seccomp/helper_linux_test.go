@@ -67,6 +67,19 @@ func wantErrno(what string, r1 uintptr, got, want syscall.Errno) error {
 
 func noPrep() (any, error) { return nil, nil }
 
+// forbiddenOnPage is an action that maps a fresh read-write page and makes
+// the forbidden call on it: the filter must kill the process first, so the
+// call returning at all (with any result) is the failure.
+func forbiddenOnPage(what string, call func(b []byte) error) action {
+	return simple(func() error {
+		b, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			return fmt.Errorf("mmap: %w", err)
+		}
+		return fmt.Errorf("%w: %s: %v", errSurvived, what, call(b))
+	})
+}
+
 func simple(run func() error) action {
 	return action{prep: noPrep, run: func(any) error { return run() }}
 }
@@ -107,29 +120,14 @@ var actions = map[string]action{
 		return unix.Munmap(b)
 	}),
 	// KSM must never get guest RAM back, nor core dumps see it.
-	"madvise-mergeable": simple(func() error {
-		b, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-		if err != nil {
-			return fmt.Errorf("mmap: %w", err)
-		}
-		err = unix.Madvise(b, unix.MADV_MERGEABLE)
-		return fmt.Errorf("%w: madvise(MADV_MERGEABLE): %v", errSurvived, err)
+	"madvise-mergeable": forbiddenOnPage("madvise(MADV_MERGEABLE)", func(b []byte) error {
+		return unix.Madvise(b, unix.MADV_MERGEABLE)
 	}),
-	"madvise-dodump": simple(func() error {
-		b, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-		if err != nil {
-			return fmt.Errorf("mmap: %w", err)
-		}
-		err = unix.Madvise(b, unix.MADV_DODUMP)
-		return fmt.Errorf("%w: madvise(MADV_DODUMP): %v", errSurvived, err)
+	"madvise-dodump": forbiddenOnPage("madvise(MADV_DODUMP)", func(b []byte) error {
+		return unix.Madvise(b, unix.MADV_DODUMP)
 	}),
-	"mprotect-exec": simple(func() error {
-		b, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-		if err != nil {
-			return fmt.Errorf("mmap: %w", err)
-		}
-		err = unix.Mprotect(b, unix.PROT_READ|unix.PROT_EXEC)
-		return fmt.Errorf("%w: mprotect(PROT_EXEC): %v", errSurvived, err)
+	"mprotect-exec": forbiddenOnPage("mprotect(PROT_EXEC)", func(b []byte) error {
+		return unix.Mprotect(b, unix.PROT_READ|unix.PROT_EXEC)
 	}),
 	"mprotect-rw": simple(func() error {
 		b, err := unix.Mmap(-1, 0, 4096, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
