@@ -7,6 +7,7 @@ import (
 
 	"github.com/govmm/govmm/devices/virtio/blk"
 	"github.com/govmm/govmm/memory"
+	"github.com/govmm/govmm/vmm/boot"
 )
 
 // Limits on user configuration. They bound what a (semi-trusted)
@@ -91,5 +92,44 @@ func (c *Config) Validate() error {
 	if c.NoIRQChip && c.CPUs != 1 {
 		return fmt.Errorf("%w: cpus %d needs the in-kernel irqchip (only 1 vCPU without it)", ErrConfig, c.CPUs)
 	}
-	return nil
+	_, _, err := c.parseKernel()
+	return err
+}
+
+// parseKernel detects the kernel image's format and parses its headers, so
+// a malformed image is refused by Validate, with the parser's reason, before
+// any host resource exists: a user who hands over a broken image learns
+// that, and not whatever the host setup after it (MAC rules, /dev/kvm, the
+// jail) would have failed on first. It parses headers only, so New calling
+// it again costs nothing worth keeping the result for.
+func (c *Config) parseKernel() (boot.KernelKind, *boot.PVHImage, error) {
+	kind := boot.DetectKernel(c.Kernel)
+	switch kind {
+	case boot.KindPVH:
+		pvh, err := boot.ParsePVH(c.Kernel)
+		if err != nil {
+			return kind, nil, fmt.Errorf("%w: kernel %s: %w", ErrConfig, c.KernelName, err)
+		}
+		if len(c.Initrd) > 0 {
+			return kind, nil, fmt.Errorf("%w: kernel %s boots through PVH, and govmm does not pass an initrd as a PVH module yet; use a bzImage", ErrConfig, c.KernelName)
+		}
+		return kind, pvh, nil
+	case boot.KindBzImage:
+		if _, err := boot.ParseBzImage(c.Kernel); err != nil {
+			return kind, nil, fmt.Errorf("%w: kernel %s: %w", ErrConfig, c.KernelName, err)
+		}
+	case boot.KindELF64:
+		// A structurally broken ELF64 is refused here, with the ELF
+		// parser's precise reason; lacking a PVH note is what makes it
+		// KindELF64 and is fine.
+		if _, err := boot.ParsePVH(c.Kernel); err != nil && !errors.Is(err, boot.ErrNoPVHNote) {
+			return kind, nil, fmt.Errorf("%w: kernel %s: %w", ErrConfig, c.KernelName, err)
+		}
+	default:
+		if _, err := boot.ParseBzImage(c.Kernel); err != nil {
+			return kind, nil, fmt.Errorf("%w: kernel %s: not an ELF or bzImage: %w", ErrConfig, c.KernelName, err)
+		}
+		return kind, nil, fmt.Errorf("%w: kernel %s: unrecognised image format", ErrConfig, c.KernelName)
+	}
+	return kind, nil, nil
 }

@@ -64,35 +64,10 @@ func New(cfg Config, log *slog.Logger) (_ *VM, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	// Parse the image before touching KVM, so a bad image is a usage
-	// error that costs nothing.
 	v := &VM{cfg: cfg, log: log, done: make(chan struct{})}
-	v.kind = boot.DetectKernel(cfg.Kernel)
 	var pvh *boot.PVHImage
-	switch v.kind {
-	case boot.KindPVH:
-		if pvh, err = boot.ParsePVH(cfg.Kernel); err != nil {
-			return nil, fmt.Errorf("%w: kernel %s: %w", ErrConfig, cfg.KernelName, err)
-		}
-		if len(cfg.Initrd) > 0 {
-			return nil, fmt.Errorf("%w: kernel %s boots through PVH, and govmm does not pass an initrd as a PVH module yet; use a bzImage", ErrConfig, cfg.KernelName)
-		}
-	case boot.KindBzImage:
-		if _, err := boot.ParseBzImage(cfg.Kernel); err != nil {
-			return nil, fmt.Errorf("%w: kernel %s: %w", ErrConfig, cfg.KernelName, err)
-		}
-	case boot.KindELF64:
-		// A structurally broken ELF64 is refused here, with the ELF
-		// parser's precise reason; lacking a PVH note is what makes it
-		// KindELF64 and is fine.
-		if _, err := boot.ParsePVH(cfg.Kernel); err != nil && !errors.Is(err, boot.ErrNoPVHNote) {
-			return nil, fmt.Errorf("%w: kernel %s: %w", ErrConfig, cfg.KernelName, err)
-		}
-	default:
-		if _, err := boot.ParseBzImage(cfg.Kernel); err != nil {
-			return nil, fmt.Errorf("%w: kernel %s: not an ELF or bzImage: %w", ErrConfig, cfg.KernelName, err)
-		}
-		return nil, fmt.Errorf("%w: kernel %s: unrecognised image format", ErrConfig, cfg.KernelName)
+	if v.kind, pvh, err = cfg.parseKernel(); err != nil {
+		return nil, err // not reached: Validate parsed it
 	}
 	defer func() {
 		if err != nil {
