@@ -5,6 +5,11 @@ import "errors"
 // Sentinel errors. Errors returned by this package wrap one of these or the
 // unix.Errno returned by the kernel, and name the ioctl that failed.
 var (
+	// ErrUnavailable means the host has no usable KVM device: the device
+	// node is missing (ENOENT), or the node is there but no driver answers
+	// it (ENODEV, ENXIO: the kvm module is not loaded, or virtualization
+	// is off in the firmware or the host VM). It wraps the open's errno.
+	ErrUnavailable = errors.New("kvm: KVM is not available on this host")
 	// ErrBadAPIVersion means KVM_GET_API_VERSION did not report 12, the only
 	// stable KVM API version; nothing else about the ABI can be trusted then.
 	ErrBadAPIVersion = errors.New("kvm: unsupported KVM API version")

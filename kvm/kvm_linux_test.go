@@ -629,3 +629,26 @@ func TestStopSpinningVCPU(t *testing.T) {
 		t.Fatal("vCPU did not stop within 10s of immediate_exit + signal")
 	}
 }
+
+// TestOpenUnavailable: a host without KVM is told apart from a KVM that
+// fails: a missing node (or one no driver answers) is ErrUnavailable, with
+// the errno; a file that is not KVM is some other error. Needs no KVM.
+func TestOpenUnavailable(t *testing.T) {
+	for _, c := range []struct {
+		path        string
+		unavailable bool
+		errno       error
+	}{
+		{t.TempDir() + "/kvm", true, unix.ENOENT},
+		{os.DevNull, false, unix.ENOTTY}, // opens, but KVM_GET_API_VERSION is not its ioctl
+	} {
+		s, err := Open(c.path)
+		if err == nil {
+			s.Close()
+			t.Fatalf("Open(%s) succeeded", c.path)
+		}
+		if errors.Is(err, ErrUnavailable) != c.unavailable || !errors.Is(err, c.errno) {
+			t.Errorf("Open(%s) = %v; want ErrUnavailable %v and %v", c.path, err, c.unavailable, c.errno)
+		}
+	}
+}

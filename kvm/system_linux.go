@@ -34,7 +34,10 @@ type System struct {
 // speaks API version 12.
 func Open(path string) (*System, error) {
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
+	switch {
+	case err == unix.ENOENT || err == unix.ENODEV || err == unix.ENXIO:
+		return nil, fmt.Errorf("open %s: %w: %w", path, err, ErrUnavailable)
+	case err != nil:
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	s := &System{f: newFDRef(fd)}

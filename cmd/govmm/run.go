@@ -133,6 +133,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, vmm.CodeUsage, err)
 	}
+	if child == nil {
+		if err := probeKVM(cfg.KVMPath); err != nil {
+			return fail(stderr, vmm.CodeError, err)
+		}
+	}
 	if child == nil && o.needsSupervisor() {
 		return supervise(o, cfg, stdout, stderr, log)
 	}

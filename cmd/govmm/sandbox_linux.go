@@ -11,6 +11,7 @@ import (
 	"runtime"
 
 	"github.com/govmm/govmm/devices/virtio/blk"
+	"github.com/govmm/govmm/kvm"
 	"github.com/govmm/govmm/sandbox/cgroup"
 	"github.com/govmm/govmm/sandbox/jail"
 	"github.com/govmm/govmm/sandbox/mac"
@@ -143,6 +144,26 @@ func newVMSandbox(o *runOptions, cfg *vmm.Config, child *jail.Child, log *slog.L
 		sb.filters = set
 	}
 	return sb, 0, nil
+}
+
+// probeKVM opens and closes the KVM device once, before any confinement.
+// Landlock (which opens the device to grant it), the jail (which checks
+// that the VM's uid can open it) and vmm.New would each fail on a host
+// without KVM too, but each in its own terms ("--mac=auto: landlock:
+// open /dev/kvm"), which sends a user looking at MAC or the jail; this
+// names the actual problem and what fixes it.
+func probeKVM(path string) error {
+	if path == "" {
+		path = kvm.DevicePath
+	}
+	s, err := kvm.Open(path)
+	if errors.Is(err, kvm.ErrUnavailable) {
+		return fmt.Errorf("%w; fix: load kvm_intel or kvm_amd and enable virtualization in the firmware (nested virtualization if this host is a VM); govmm check lists what else the host lacks", err)
+	}
+	if err != nil {
+		return err
+	}
+	return s.Close()
 }
 
 // applyMAC confines the process with the MAC mechanism --mac selects, when
