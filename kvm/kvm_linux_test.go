@@ -634,14 +634,32 @@ func TestStopSpinningVCPU(t *testing.T) {
 // fails: a missing node (or one no driver answers) is ErrUnavailable, with
 // the errno; a file that is not KVM is some other error. Needs no KVM.
 func TestOpenUnavailable(t *testing.T) {
-	for _, c := range []struct {
+	type tc struct {
 		path        string
 		unavailable bool
 		errno       error
-	}{
-		{t.TempDir() + "/kvm", true, unix.ENOENT},
+	}
+	dir := t.TempDir()
+	cases := []tc{
+		{dir + "/kvm", true, unix.ENOENT},
 		{os.DevNull, false, unix.ENOTTY}, // opens, but KVM_GET_API_VERSION is not its ioctl
-	} {
+	}
+	// A node no driver answers, as /dev/kvm is on a host whose kvm module
+	// registered no device: char major 0 is never assigned. It needs root
+	// for mknod and a file system that honours device nodes.
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil {
+		t.Fatal(err)
+	}
+	node := dir + "/nodriver"
+	if err := unix.Mknod(node, unix.S_IFCHR|0o600, int(unix.Mkdev(0, 0))); err != nil {
+		t.Logf("no driverless-node case: mknod: %v (needs root)", err)
+	} else if fs.Flags&unix.ST_NODEV != 0 {
+		t.Logf("no driverless-node case: %s is mounted nodev", dir)
+	} else {
+		cases = append(cases, tc{node, true, unix.ENXIO})
+	}
+	for _, c := range cases {
 		s, err := Open(c.path)
 		if err == nil {
 			s.Close()
