@@ -74,34 +74,39 @@ type Config struct {
 // Validate checks the configuration and returns an error wrapping ErrConfig
 // that names the offending field.
 func (c *Config) Validate() error {
+	_, _, err := c.validate()
+	return err
+}
+
+// validate is Validate, also returning what parsing the kernel found, for
+// New, so that the image is parsed once per VM.
+func (c *Config) validate() (boot.KernelKind, *boot.PVHImage, error) {
 	if len(c.Kernel) == 0 {
-		return fmt.Errorf("%w: no kernel image", ErrConfig)
+		return boot.KindUnknown, nil, fmt.Errorf("%w: no kernel image", ErrConfig)
 	}
 	if c.Memory < MinMemory {
-		return fmt.Errorf("%w: memory %d bytes is below the minimum of %d MiB", ErrConfig, c.Memory, MinMemory>>20)
+		return boot.KindUnknown, nil, fmt.Errorf("%w: memory %d bytes is below the minimum of %d MiB", ErrConfig, c.Memory, MinMemory>>20)
 	}
 	if c.Memory > MaxMemory {
-		return fmt.Errorf("%w: memory %d bytes is above the maximum of %d GiB", ErrConfig, c.Memory, uint64(MaxMemory)>>30)
+		return boot.KindUnknown, nil, fmt.Errorf("%w: memory %d bytes is above the maximum of %d GiB", ErrConfig, c.Memory, uint64(MaxMemory)>>30)
 	}
 	if c.Memory%memory.PageSize != 0 {
-		return fmt.Errorf("%w: memory %d bytes is not a multiple of 4 KiB", ErrConfig, c.Memory)
+		return boot.KindUnknown, nil, fmt.Errorf("%w: memory %d bytes is not a multiple of 4 KiB", ErrConfig, c.Memory)
 	}
 	if c.CPUs < 1 || c.CPUs > MaxCPUs {
-		return fmt.Errorf("%w: cpus %d is outside 1..%d", ErrConfig, c.CPUs, MaxCPUs)
+		return boot.KindUnknown, nil, fmt.Errorf("%w: cpus %d is outside 1..%d", ErrConfig, c.CPUs, MaxCPUs)
 	}
 	if c.NoIRQChip && c.CPUs != 1 {
-		return fmt.Errorf("%w: cpus %d needs the in-kernel irqchip (only 1 vCPU without it)", ErrConfig, c.CPUs)
+		return boot.KindUnknown, nil, fmt.Errorf("%w: cpus %d needs the in-kernel irqchip (only 1 vCPU without it)", ErrConfig, c.CPUs)
 	}
-	_, _, err := c.parseKernel()
-	return err
+	return c.parseKernel()
 }
 
 // parseKernel detects the kernel image's format and parses its headers, so
 // a malformed image is refused by Validate, with the parser's reason, before
 // any host resource exists: a user who hands over a broken image learns
 // that, and not whatever the host setup after it (MAC rules, /dev/kvm, the
-// jail) would have failed on first. It parses headers only, so New calling
-// it again costs nothing worth keeping the result for.
+// jail) would have failed on first.
 func (c *Config) parseKernel() (boot.KernelKind, *boot.PVHImage, error) {
 	kind := boot.DetectKernel(c.Kernel)
 	switch kind {

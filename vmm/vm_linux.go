@@ -58,17 +58,14 @@ type VM struct {
 // New creates the VM described by cfg and loads its kernel. Nothing runs
 // until Start. On error every resource acquired so far is released.
 func New(cfg Config, log *slog.Logger) (_ *VM, err error) {
-	if err := cfg.Validate(); err != nil {
+	kind, pvh, err := cfg.validate()
+	if err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	v := &VM{cfg: cfg, log: log, done: make(chan struct{})}
-	var pvh *boot.PVHImage
-	if v.kind, pvh, err = cfg.parseKernel(); err != nil {
-		return nil, err // not reached: Validate parsed it
-	}
+	v := &VM{cfg: cfg, log: log, done: make(chan struct{}), kind: kind}
 	defer func() {
 		if err != nil {
 			v.Close()
