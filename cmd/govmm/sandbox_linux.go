@@ -12,6 +12,7 @@ import (
 
 	"github.com/govmm/govmm/devices/virtio/blk"
 	"github.com/govmm/govmm/kvm"
+	"github.com/govmm/govmm/sandbox/audit"
 	"github.com/govmm/govmm/sandbox/cgroup"
 	"github.com/govmm/govmm/sandbox/jail"
 	"github.com/govmm/govmm/sandbox/mac"
@@ -158,7 +159,7 @@ func probeKVM(path string) error {
 	}
 	s, err := kvm.Open(path)
 	if errors.Is(err, kvm.ErrUnavailable) {
-		return fmt.Errorf("%w; fix: load kvm_intel or kvm_amd and enable virtualization in the firmware (nested virtualization if this host is a VM); govmm check lists what else the host lacks", err)
+		return fmt.Errorf("%w; fix: %s; govmm check lists what else the host lacks", err, audit.FixNoKVM)
 	}
 	if err != nil {
 		return err

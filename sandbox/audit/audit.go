@@ -112,6 +112,10 @@ func AnyFail(rs []Result) bool {
 	return slices.ContainsFunc(rs, func(r Result) bool { return r.Status == Fail })
 }
 
+// FixNoKVM is the remedy for a host without a usable /dev/kvm, as `govmm
+// check` and `govmm run` both give it.
+const FixNoKVM = "load kvm_intel or kvm_amd (modprobe) and enable virtualization in the firmware (nested virtualization if this host is a VM)"
+
 // CheckKVM: whoever can open /dev/kvm can create VMs and reach the whole
 // KVM ioctl surface of the host kernel, so access must be limited to root
 // and a dedicated group.
@@ -120,7 +124,7 @@ func CheckKVM(h Host) Result {
 	fi, err := h.stat("/dev/kvm")
 	if err != nil {
 		r.Status, r.Detail = Fail, fmt.Sprintf("/dev/kvm: %v", unwrapPath(err))
-		r.Fix = "load kvm_intel or kvm_amd (modprobe) and enable virtualization in firmware"
+		r.Fix = FixNoKVM
 		return r
 	}
 	if fi.Mode()&fs.ModeCharDevice == 0 {
